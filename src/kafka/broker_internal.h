@@ -1,0 +1,46 @@
+/* The broker's shared state, visible to the request handlers (not to other roles). */
+#ifndef SL_KAFKA_BROKER_INTERNAL_H
+#define SL_KAFKA_BROKER_INTERNAL_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kafka/broker.h"
+#include "kafka/request.h"
+#include "log/flusher.h"
+#include "log/topics.h"
+#include "net/tcp.h"
+
+typedef struct sl_group_coordinator sl_group_coordinator_t;
+typedef struct sl_producer_registry sl_producer_registry_t;
+typedef struct sl_fetch_waiter sl_fetch_waiter_t;
+
+struct sl_broker {
+  uv_loop_t *loop;
+  const sl_broker_config_t *cfg; /* owned by the caller; outlives the broker */
+  sl_log_config_t log_cfg;
+  sl_topics_t *topics;
+  sl_flusher_t *flusher;
+  sl_group_coordinator_t *groups;
+  sl_producer_registry_t *producers;
+  sl_tcp_server_t *server;
+  char listen_host[256];
+  char advertised_host[256];
+  int advertised_port;
+  int32_t node_id;
+  char cluster_id[24];
+  sl_fetch_waiter_t *fetch_waiters; /* parked long-poll fetches, woken by appends */
+  uv_timer_t retention_timer;
+  uv_timer_t flush_timer;
+  bool stopping;
+};
+
+/* Produce calls this after appending to a partition: parked fetches that wait on it may now answer. */
+void sl_fetch_wake(sl_broker_t *b);
+/* Answers every parked fetch now (shutdown). */
+void sl_fetch_drain(sl_broker_t *b);
+
+/* Looks up a topic, creating it when auto-creation applies. Returns NULL with *error set to a Kafka error code. */
+sl_topic_t *sl_broker_topic(sl_broker_t *b, sl_slice_t name, bool allow_create, int16_t *error);
+
+#endif
