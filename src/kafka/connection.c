@@ -59,6 +59,10 @@ static void flush_responses(sl_kafka_conn_t *c) {
   maybe_resume(c);
 }
 
+const char *sl_kafka_request_peer(const sl_kafka_request_t *req) {
+  return req->conn ? sl_tcp_conn_peer(req->conn->tcp) : "";
+}
+
 void sl_kafka_request_finish(sl_kafka_request_t *req) {
   req->finished = true;
   if (!req->conn) {

@@ -15,6 +15,7 @@ const sl_kafka_api_t sl_kafka_apis[] = {
     {KAFKA_API_HEARTBEAT, 0, 3, 4, "Heartbeat", sl_kafka_handle_heartbeat},
     {KAFKA_API_LEAVE_GROUP, 0, 1, 4, "LeaveGroup", sl_kafka_handle_leave_group},
     {KAFKA_API_SYNC_GROUP, 0, 3, 4, "SyncGroup", sl_kafka_handle_sync_group},
+    {KAFKA_API_DESCRIBE_GROUPS, 0, 4, 5, "DescribeGroups", sl_kafka_handle_describe_groups},
     {KAFKA_API_API_VERSIONS, 0, 3, 3, "ApiVersions", sl_kafka_handle_api_versions},
     {KAFKA_API_CREATE_TOPICS, 0, 4, 5, "CreateTopics", sl_kafka_handle_create_topics},
     {KAFKA_API_DELETE_TOPICS, 0, 3, 4, "DeleteTopics", sl_kafka_handle_delete_topics},

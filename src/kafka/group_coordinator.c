@@ -532,8 +532,15 @@ static sl_group_member_t *member_add(sl_group_t *g, sl_kafka_request_t *req, con
   m->group = g;
   m->member_id = id;
   m->client_id = dup_slice(req->client_id);
-  m->client_host = strdup(""); /* TODO: the connection's peer address once the connection layer exposes it */
+  /* Kafka shows the client's address as "/ip" */
+  const char *peer = sl_kafka_request_peer(req);
+  const char *colon = strrchr(peer, ':');
+  size_t host_len = colon ? (size_t)(colon - peer) : strlen(peer);
+  m->client_host = malloc(host_len + 2);
   if (!m->client_host) abort();
+  m->client_host[0] = '/';
+  memcpy(m->client_host + 1, peer, host_len);
+  m->client_host[host_len + 1] = 0;
   m->protocol_type = dup_slice(p->protocol_type);
   member_set_protocols(m, p);
   uv_timer_init(g->gc->loop, &m->session_timer);

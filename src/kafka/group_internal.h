@@ -14,7 +14,6 @@
 #include "kafka/group.h"
 
 /* Kafka's OFFSET_METADATA_TOO_LARGE; errors.h does not list it yet. */
-#define SL_KAFKA_OFFSET_METADATA_TOO_LARGE 12
 /* Kafka's offset.metadata.max.bytes default. */
 #define SL_GROUP_OFFSET_METADATA_MAX 4096
 

@@ -144,7 +144,7 @@ int sl_kafka_handle_offset_commit(sl_kafka_request_t *req) {
       else if (topics && (!topic || p->index < 0 || p->index >= topic->partition_count))
         p->error = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
       else if (p->metadata.len > SL_GROUP_OFFSET_METADATA_MAX)
-        p->error = SL_KAFKA_OFFSET_METADATA_TOO_LARGE;
+        p->error = KAFKA_OFFSET_METADATA_TOO_LARGE;
       if (p->error) continue;
       p->stored = true;
       commits[n++] = (sl_offset_commit_t){ct->name, p->index, p->offset, p->leader_epoch, p->metadata};

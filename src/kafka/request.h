@@ -43,6 +43,8 @@ typedef int (*sl_kafka_handler_fn)(sl_kafka_request_t *req);
 
 /* Marks the response complete; it is sent as soon as every earlier response on the connection has been. */
 void sl_kafka_request_finish(sl_kafka_request_t *req);
+/* The client's "ip:port", or "" once the connection has gone. */
+const char *sl_kafka_request_peer(const sl_kafka_request_t *req);
 /* Completes the request without sending anything (Produce with acks=0). */
 void sl_kafka_request_finish_silently(sl_kafka_request_t *req);
 
@@ -62,5 +64,6 @@ int sl_kafka_handle_offset_fetch(sl_kafka_request_t *req);
 int sl_kafka_handle_create_topics(sl_kafka_request_t *req);
 int sl_kafka_handle_delete_topics(sl_kafka_request_t *req);
 int sl_kafka_handle_init_producer_id(sl_kafka_request_t *req);
+int sl_kafka_handle_describe_groups(sl_kafka_request_t *req);
 
 #endif

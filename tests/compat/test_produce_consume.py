@@ -319,3 +319,24 @@ def test_offsets_for_times(broker):
     # confluent consumption shows the producer-set CreateTime
     got = confluent_consume_assign(broker.bootstrap, topic, 0, 2, 1)
     assert got[0].timestamp() == (1, base + 2000)  # TIMESTAMP_CREATE_TIME
+
+
+def _sent_versions(stderr):
+    import re
+    return re.findall(r"Sent (\w+)Request \(v(\d+)", stderr)
+
+
+def test_librdkafka_version_selection(broker):
+    """kcat -d protocol: the version sequence librdkafka 2.0.2 picks against the advertised table (reference §1.4)."""
+    topic = create_topic(broker.bootstrap, unique_topic("vers"), 1)
+    r = kcat(["-b", broker.bootstrap, "-P", "-t", topic, "-p", "0", "-d", "protocol,broker"], input_bytes=b"a\nb\n")
+    err = r.stderr.decode("utf-8", "replace")
+    sent = _sent_versions(err)
+    assert ("ApiVersion", "3") in sent and ("Produce", "7") in sent, sent
+    assert not [s for s in sent if s[0] == "ApiVersion" and s[1] != "3"], "ApiVersions fallback happened: %r" % sent
+    assert "broker.version.fallback" not in err and "ApiVersionRequest failed" not in err
+    r = kcat(["-b", broker.bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-c", "2", "-e",
+              "-d", "protocol"])
+    sent = _sent_versions(r.stderr.decode("utf-8", "replace"))
+    assert ("Fetch", "11") in sent and ("Metadata", "4") in sent, sent
+    assert r.stdout.decode().split() == ["a", "b"]

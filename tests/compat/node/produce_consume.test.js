@@ -50,7 +50,7 @@ function checkRecords (got, recs, startOffset = 0) {
   })
 }
 
-test('kafkajs produce + consume from beginning and from a committed offset', async () => {
+test('kafkajs produce + consume from beginning and from a sought offset', async () => {
   const topic = uniqueName('kjs-pc')
   await createTopic(topic, 1)
   const producer = kafka.producer()
@@ -62,12 +62,8 @@ test('kafkajs produce + consume from beginning and from a committed offset', asy
 
   checkRecords(await kafkajsConsume(kafka, topic, N), recs)
 
-  // from a given offset: commit 7 for a fresh group (OffsetCommit gen -1 via admin), consumer resumes there
-  const groupId = uniqueName('kjs-from7')
-  await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '7' }] })
-  const fetched = await admin.fetchOffsets({ groupId, topics: [topic] })
-  assert.deepEqual(fetched[0].partitions.map((p) => [p.partition, p.offset]), [[0, '7']])
-  const got = await kafkajsConsume(kafka, topic, N - 7, { groupId })
+  // from a given offset: a fresh group starts at the end (nothing to deliver), then seek(7)
+  const got = await kafkajsConsume(kafka, topic, N - 7, { fromBeginning: false, seek: [{ partition: 0, offset: 7 }] })
   checkRecords(got, recs.slice(7), 7)
 
   // offsets reported by ListOffsets
@@ -158,4 +154,19 @@ test('kafkajs 16 partitions: keyed records land on murmur2 partitions, all consu
   for (const [p, offs] of Object.entries(perPart)) {
     assert.deepEqual(offs, offs.map((_, i) => i), `partition ${p} offsets`)
   }
+})
+
+test('kafkajs admin.setOffsets + fetchOffsets, consumer resumes there (uses DescribeGroups)', async () => {
+  const topic = uniqueName('kjs-setoff')
+  await createTopic(topic, 1)
+  const producer = kafka.producer()
+  await producer.connect()
+  const recs = records('so')
+  await producer.send({ topic, messages: recs.map((r) => ({ ...r, partition: 0 })) })
+  await producer.disconnect()
+  const groupId = uniqueName('kjs-from7')
+  await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '7' }] })
+  const fetched = await admin.fetchOffsets({ groupId, topics: [topic] })
+  assert.deepEqual(fetched[0].partitions.map((p) => [p.partition, p.offset]), [[0, '7']])
+  checkRecords(await kafkajsConsume(kafka, topic, N - 7, { groupId }), recs.slice(7), 7)
 })

@@ -1,0 +1,47 @@
+/* A thin ordered key-value layer over RocksDB (C API). It knows bytes only: no CQL, no wire.
+ *
+ * Threading: every function here blocks on disk and must run on the store's executor thread, never on the event
+ * loop (see worker.h). Writes go through the WAL; `sync` makes each commit fsync it (the durability setting). */
+#ifndef SL_STORE_KV_H
+#define SL_STORE_KV_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+typedef struct sl_kv sl_kv_t;
+typedef struct sl_kv_batch sl_kv_batch_t;
+typedef struct sl_kv_iter sl_kv_iter_t;
+
+/* Opens (creating) the database in dir. On failure returns -EIO and writes RocksDB's message into err. */
+int sl_kv_open(const char *dir, bool sync, sl_kv_t **out, char *err, size_t errlen);
+void sl_kv_close(sl_kv_t *kv);
+/* Returns 1 and appends the value to val if found, 0 if absent, -EIO on error. */
+int sl_kv_get(sl_kv_t *kv, const void *key, size_t klen, sl_buf_t *val);
+
+sl_kv_batch_t *sl_kv_batch_new(void);
+void sl_kv_batch_put(sl_kv_batch_t *b, const void *k, size_t klen, const void *v, size_t vlen);
+void sl_kv_batch_delete(sl_kv_batch_t *b, const void *k, size_t klen);
+void sl_kv_batch_delete_range(sl_kv_batch_t *b, const void *from, size_t flen, const void *to, size_t tlen);
+size_t sl_kv_batch_count(const sl_kv_batch_t *b);
+/* Applies atomically; returns 0 or -EIO (message logged). */
+int sl_kv_batch_commit(sl_kv_t *kv, sl_kv_batch_t *b);
+void sl_kv_batch_free(sl_kv_batch_t *b);
+
+/* An iterator over [lower, upper) (upper NULL = unbounded); the bounds are copied. */
+sl_kv_iter_t *sl_kv_iter_new(sl_kv_t *kv, const void *lower, size_t llen, const void *upper, size_t ulen);
+void sl_kv_iter_seek(sl_kv_iter_t *it, const void *key, size_t klen);
+bool sl_kv_iter_valid(const sl_kv_iter_t *it);
+void sl_kv_iter_next(sl_kv_iter_t *it);
+const uint8_t *sl_kv_iter_key(const sl_kv_iter_t *it, size_t *len);
+const uint8_t *sl_kv_iter_value(const sl_kv_iter_t *it, size_t *len);
+/* 0, or -EIO if iteration stopped on an error. */
+int sl_kv_iter_status(const sl_kv_iter_t *it);
+void sl_kv_iter_free(sl_kv_iter_t *it);
+
+/* Smallest key greater than every key with this prefix (the prefix with its last non-0xFF byte incremented);
+ * returns false when there is none (all 0xFF). */
+bool sl_kv_prefix_successor(sl_buf_t *key);
+
+#endif

@@ -1,0 +1,69 @@
+/* Tables on RocksDB: the key layout, cells with timestamps and TTLs, last-write-wins, and row scans.
+ * It knows the table's columns and their types (to encode keys) but nothing of the CQL language or the wire.
+ *
+ * Key layout (all big-endian, every component order-preserving, see keycodec.h):
+ *
+ *   'D' | table id u32 | token (sign-flipped i64) | pk components | kind | [ck components] | column id u16
+ *
+ *   kind 0x00: partition-level record (column 0xFFFF = partition tombstone)
+ *   kind 0x01: the static row
+ *   kind 0x02: a clustering row; column 0 = row marker (INSERT liveness), 0xFFFF = row tombstone
+ *
+ * Cell value: flags u8 (0x01 tombstone, 0x02 expiring) | write time i64 µs | [ttl i32 | expiry i64 s] | bytes.
+ * A tombstone's expiry slot holds its local deletion time (for the equal-timestamp tie-break). */
+#ifndef SL_STORE_ROWS_H
+#define SL_STORE_ROWS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "store/arena.h"
+#include "store/kv.h"
+#include "store/schema.h"
+
+#define SL_ROWS_DATA_PREFIX 'D'
+#define SL_ROWS_MARKER_COL 0
+#define SL_ROWS_TOMBSTONE_COL 0xFFFF
+enum { SL_ROWS_KIND_PARTITION = 0, SL_ROWS_KIND_STATIC = 1, SL_ROWS_KIND_ROW = 2 };
+
+/* The token of a partition key (Murmur3 over the routing key: one component as is, several composed). */
+int64_t sl_rows_token(const sl_table_t *t, const sl_slice_t *pk);
+/* 'D' | table id */
+void sl_rows_table_prefix(sl_buf_t *out, uint32_t table_id);
+/* 'D' | table id | token | pk components */
+void sl_rows_partition_prefix(sl_buf_t *out, const sl_table_t *t, const sl_slice_t *pk);
+/* Appends clustering components (the first n) after a partition prefix + kind. */
+void sl_rows_put_clustering(sl_buf_t *out, const sl_table_t *t, const sl_slice_t *ck, size_t n);
+
+typedef struct {
+  uint16_t col_id;
+  const uint8_t *v; /* NULL with tombstone */
+  size_t len;
+  bool tombstone;
+} sl_cell_write_t;
+
+/* Writes cells of one row (ck NULL: the static row), each only if it wins over the stored cell (LWW with
+ * Cassandra's tie-breaks). row_marker adds the INSERT liveness marker. ttl 0 = none. */
+int sl_rows_write(sl_kv_t *kv, sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck,
+                  bool row_marker, const sl_cell_write_t *cells, size_t n, int64_t ts, int32_t ttl, int64_t now_s);
+/* A row or partition tombstone at ts (ck NULL: the whole partition). */
+void sl_rows_delete(sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, int64_t ts,
+                    int64_t now_s);
+
+typedef struct {
+  sl_slice_t *vals; /* per table column; ptr NULL = null */
+  int64_t *ts;      /* write time per column, INT64_MIN when none */
+  int32_t *ttl;     /* remaining seconds per column, 0 when none */
+  const uint8_t *key; /* storage prefix of the row (paging resumes after it) */
+  size_t keylen;
+} sl_row_t;
+
+/* Returns 0 to continue, 1 to stop, negative to abort with that error. */
+typedef int (*sl_row_cb)(void *arg, const sl_row_t *row);
+
+/* Visits live rows with keys in [lower, upper), in key order. Everything handed to cb lives in the arena. */
+int sl_rows_scan(sl_kv_t *kv, const sl_table_t *t, const uint8_t *lower, size_t llen, const uint8_t *upper,
+                 size_t ulen, int64_t now_s, sl_arena_t *a, sl_row_cb cb, void *arg);
+
+#endif
