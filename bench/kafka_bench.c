@@ -4,6 +4,7 @@
  *   kafka_bench consume --brokers B --topic T --records N [--timeout S]
  *   kafka_bench latency --brokers B --topic T --rate R --seconds D --size S [--acks A] [--linger-ms L]
  *                       [--warmup W] [--timeout S]
+ *   kafka_bench delete --brokers B --topic T
  *
  * Each mode prints one line "RESULT key=value ..." on stdout (read by run.sh) and diagnostics on stderr.
  * Exit status is non-zero on any client error, delivery failure, lost record or timeout.
@@ -15,7 +16,9 @@
  *          from the assignment to the N-th record.
  * latency: one thread produces at a fixed rate (bursts on absolute 1 ms deadlines, clock_nanosleep TIMER_ABSTIME),
  *          each payload starting with CLOCK_MONOTONIC nanoseconds; another thread consumes and records
- *          now - embedded time. Samples from the first W seconds are discarded. Prints p50/p99/p99.9/max in ms.
+ *          now - embedded time. Samples from the first W seconds are discarded. Prints p50/p99/p99.9/max in ms,
+ *          and the same for send -> delivery report (ack_*).
+ * delete:  deletes the topic (DeleteTopics), so long runs do not fill the disk.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -236,27 +239,46 @@ static int assign_all(rd_kafka_t *rk) {
   return parts;
 }
 
+/* Waits up to 100 ms for the first record, then takes whatever else is already queued (up to max) without waiting:
+ * per-record rd_kafka_consumer_poll() costs enough to make the benchmark client the bottleneck. */
+static size_t next_batch(rd_kafka_t *rk, rd_kafka_queue_t *q, rd_kafka_message_t **msgs, size_t max) {
+  ssize_t k = rd_kafka_consume_batch_queue(q, 0, msgs, max);
+  if (k > 0) return (size_t)k;
+  if (k < 0) die("consume_batch_queue: %s", rd_kafka_err2str(rd_kafka_last_error()));
+  msgs[0] = rd_kafka_consumer_poll(rk, 100);
+  return msgs[0] ? 1 : 0;
+}
+
+enum { BATCH = 8192 };
+static rd_kafka_message_t *batch[BATCH];
+
+/* Reports a consumer error record; returns 1 if it is fatal. */
+static int consume_error(const rd_kafka_message_t *m) {
+  fprintf(stderr, "kafka_bench: consume: %s\n", rd_kafka_message_errstr(m));
+  return m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF;
+}
+
 static int run_consume(void) {
   rd_kafka_t *rk = new_consumer();
   uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)o.timeout_s * 1000000000ull, first = 0;
   int parts = assign_all(rk);
   long long n = 0, bytes = 0;
   int rc = 0;
-  while (n < o.records) {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-    if (m) {
+  rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
+  while (n < o.records && !rc) {
+    size_t k = next_batch(rk, q, batch, BATCH);
+    for (size_t i = 0; i < k; i++) {
+      rd_kafka_message_t *m = batch[i];
       if (m->err) {
-        fprintf(stderr, "kafka_bench: consume: %s\n", rd_kafka_message_errstr(m));
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) rc = 1;
+        rc |= consume_error(m);
       } else {
         if (!first) first = now_ns();
         n++;
         bytes += (long long)m->len;
       }
       rd_kafka_message_destroy(m);
-      if (rc) break;
     }
-    if ((!m || (n & 4095) == 0) && now_ns() > deadline) {
+    if (now_ns() > deadline) {
       fprintf(stderr, "kafka_bench: consume: timed out after %ld s with %lld/%lld records\n", o.timeout_s, n,
               o.records);
       rc = 1;
@@ -269,6 +291,7 @@ static int run_consume(void) {
          "first_record_ms=%.1f\n",
          o.topic, parts, n, secs, (double)n / secs, (double)bytes / secs / 1e6,
          first ? (double)(first - t0) / 1e6 : -1.0);
+  rd_kafka_queue_destroy(q);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
   return rc || atomic_load(&client_errors) ? 1 : 0;
@@ -349,26 +372,27 @@ static int run_latency(void) {
   pthread_t th;
   pthread_create(&th, NULL, latency_producer, &lp);
   int rc = 0;
-  while (n < o.records) {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(crk, 100);
-    if (m) {
+  rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(crk);
+  while (n < o.records && !rc) {
+    size_t k = next_batch(crk, q, batch, BATCH);
+    uint64_t now = now_ns(); /* the whole batch reached the application now */
+    for (size_t i = 0; i < k; i++) {
+      rd_kafka_message_t *m = batch[i];
       if (m->err) {
-        fprintf(stderr, "kafka_bench: consume: %s\n", rd_kafka_message_errstr(m));
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) rc = 1;
+        rc |= consume_error(m);
       } else if (m->len >= 8) {
-        uint64_t sent, now = now_ns();
+        uint64_t sent;
         memcpy(&sent, m->payload, sizeof sent);
         n++;
-        if (sent >= warm_end) {
+        if (sent >= warm_end && kept <= o.records) {
           uint64_t d = (now - sent) / 1000;
           us[kept++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
         }
       }
       rd_kafka_message_destroy(m);
-      if (rc) break;
     }
     if (atomic_load(&producer_done) && n >= atomic_load(&produced)) break;
-    if ((!m || (n & 4095) == 0) && now_ns() > deadline) {
+    if (now_ns() > deadline) {
       fprintf(stderr, "kafka_bench: latency: timed out with %lld/%lld records\n", n, o.records);
       rc = 1;
       break;
@@ -391,11 +415,44 @@ static int run_latency(void) {
          PCT(ack_us, ack_n, 0.99));
   rd_kafka_topic_destroy(lp.rkt);
   rd_kafka_destroy(lp.rk);
+  rd_kafka_queue_destroy(q);
   rd_kafka_consumer_close(crk);
   rd_kafka_destroy(crk);
   free(us);
   free(ack_us);
   return rc || lp.rc || atomic_load(&failed) || atomic_load(&client_errors) ? 1 : 0;
+}
+
+/* ---------- delete (frees the disk between phases) ---------- */
+
+static int run_delete(void) {
+  rd_kafka_t *rk = new_producer(1, 0);
+  rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(o.topic);
+  rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)o.timeout_s * 1000);
+  int rc = 1;
+  if (!ev) {
+    fprintf(stderr, "kafka_bench: delete: no answer within %ld s\n", o.timeout_s);
+  } else if (rd_kafka_event_error(ev)) {
+    fprintf(stderr, "kafka_bench: delete: %s\n", rd_kafka_event_error_string(ev));
+  } else {
+    size_t n;
+    const rd_kafka_topic_result_t **res = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+    rc = 0;
+    for (size_t i = 0; i < n; i++)
+      if (rd_kafka_topic_result_error(res[i])) {
+        fprintf(stderr, "kafka_bench: delete %s: %s\n", rd_kafka_topic_result_name(res[i]),
+                rd_kafka_topic_result_error_string(res[i]));
+        rc = 1;
+      }
+    if (!rc) printf("RESULT mode=delete topic=%s\n", o.topic);
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_DeleteTopic_destroy(dt);
+  rd_kafka_destroy(rk);
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -421,6 +478,7 @@ int main(int argc, char **argv) {
   if (o.size < 1 || o.records < 1) die("--size and --records must be positive%s", "");
   if (!strcmp(o.mode, "produce")) return run_produce();
   if (!strcmp(o.mode, "consume")) return run_consume();
+  if (!strcmp(o.mode, "delete")) return run_delete();
   if (!strcmp(o.mode, "latency")) {
     if (o.rate <= 0) die("latency needs --rate%s", "");
     return run_latency();

@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 packages=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
-  libuv1-dev libyaml-dev zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libcmocka-dev
+  libuv1-dev libyaml-dev zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libcmocka-dev librocksdb-dev
   # real clients for the compatibility tests
   librdkafka-dev kcat python3 python3-pytest python3-confluent-kafka python3-kafka
-  python3-snappy python3-lz4 python3-zstandard nodejs npm
+  python3-snappy python3-lz4 python3-zstandard python3-cassandra nodejs npm
   # benchmark peers
   redis-server
 )

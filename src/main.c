@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "kafka/broker.h"
+#include "store/store.h"
 
 #define SLUICE_VERSION "0.1.0"
 
@@ -33,9 +34,18 @@ static void broker_stop(void *handle) {
   sl_broker_stop(handle);
 }
 
+static int store_start(uv_loop_t *loop, const void *cfg, void **handle) {
+  return sl_store_start(loop, cfg, (sl_store_t **)handle);
+}
+static void store_stop(void *handle) {
+  sl_store_stop(handle);
+}
+
 static const role_t roles[] = {
     {"broker", "run the Kafka-compatible log broker", sl_broker_config_fields, &sl_broker_config_field_count,
      sizeof(sl_broker_config_t), "broker.listen", "broker.data_dir", "broker.ready_file", broker_start, broker_stop},
+    {"store", "run the CQL-compatible store on RocksDB", sl_store_config_fields, &sl_store_config_field_count,
+     sizeof(sl_store_config_t), "store.listen", "store.data_dir", "store.ready_file", store_start, store_stop},
 };
 enum { ROLE_COUNT = sizeof roles / sizeof roles[0] };
 

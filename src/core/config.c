@@ -85,10 +85,9 @@ int sl_config_defaults(const sl_config_section_t *sections, size_t n) {
   for (size_t s = 0; s < n; s++) {
     for (size_t i = 0; i < sections[s].count; i++) {
       const sl_config_field_t *f = &sections[s].fields[i];
-      if (f->type == SL_CONFIG_STRING && !f->default_value) {
-        *(char **)((char *)sections[s].target + f->offset) = NULL;
-        continue;
-      }
+      /* the target may be uninitialised: never free what a string slot holds before its first assignment */
+      if (f->type == SL_CONFIG_STRING) *(char **)((char *)sections[s].target + f->offset) = NULL;
+      if (f->type == SL_CONFIG_STRING && !f->default_value) continue;
       if (assign(f, sections[s].target, f->default_value, err, sizeof err) != 0) return -EINVAL;
     }
   }

@@ -29,7 +29,8 @@ typedef struct {
   void *target;
 } sl_config_section_t;
 
-/* Sets every field to its default. Returns 0 or -EINVAL (a bad default is a programming error). */
+/* Sets every field to its default; string slots are overwritten without being freed, so the target may be
+ * uninitialised. Returns 0 or -EINVAL (a bad default is a programming error). */
 int sl_config_defaults(const sl_config_section_t *sections, size_t n);
 /* Applies one "key=value". On failure returns -EINVAL and writes a message into err. */
 int sl_config_set(const sl_config_section_t *sections, size_t n, const char *assignment, char *err, size_t errlen);

@@ -44,7 +44,7 @@ void sl_cql_murmur3_128(const void *key, size_t len, uint64_t seed, uint64_t out
     h2 += h1;
     h2 = h2 * 5 + 0x38495ab5;
   }
-  const uint8_t *tail = data + nblocks * 16;
+  const uint8_t *tail = len ? data + nblocks * 16 : data; /* no arithmetic on a NULL empty key */
   uint64_t k1 = 0, k2 = 0;
   switch (len & 15) {
     case 15: k2 ^= sx(tail[14]) << 48; /* fall through */

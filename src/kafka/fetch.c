@@ -50,8 +50,10 @@ static bool has_new_data(sl_fetch_waiter_t *w) {
   return false;
 }
 
-/* Writes the complete response body. Returns the number of record bytes included. */
-static size_t write_response(sl_fetch_waiter_t *w) {
+/* Writes the complete response body. Returns the number of record bytes included; *had_error tells whether any
+ * partition carries an error (errors are answered at once, whatever min_bytes says). */
+static size_t write_response(sl_fetch_waiter_t *w, bool *had_error) {
+  *had_error = false;
   sl_kafka_request_t *req = w->req;
   sl_buf_t *out = &req->resp;
   int16_t v = req->api_version;
@@ -110,6 +112,7 @@ static size_t write_response(sl_fetch_waiter_t *w) {
           out->data[error_pos + 1] = (uint8_t)error;
         }
       }
+      if (error != KAFKA_NONE) *had_error = true;
       if (n > 0) first_whole = false;
       total += n;
       sl_buf_patch_be32(out, len_pos, (uint32_t)n);
@@ -139,20 +142,32 @@ static void respond_parked(sl_fetch_waiter_t *w) {
   uv_timer_stop(&w->timer);
   sl_kafka_request_t *req = w->req;
   req->handler_state = NULL;
-  if (req->conn) write_response(w);
+  bool had_error;
+  if (req->conn) write_response(w, &had_error);
   sl_kafka_request_finish(req);
   uv_close((uv_handle_t *)&w->timer, waiter_free_cb);
 }
 
 static void on_timeout(uv_timer_t *t) { respond_parked(t->data); }
 
+/* Whether a parked fetch can answer now: any error or new data when min_bytes <= 1 (what every client sends);
+ * otherwise only once min_bytes of batches are readable, which takes a trial read (rare: no client default). */
+static bool ready_to_answer(sl_fetch_waiter_t *w) {
+  if (!has_new_data(w)) return false;
+  if (w->min_bytes <= 1) return true;
+  sl_kafka_request_t *req = w->req;
+  size_t mark = req->resp.len;
+  bool had_error;
+  size_t got = write_response(w, &had_error);
+  req->resp.len = mark; /* discard the trial: the real answer is written when we respond */
+  return had_error || got >= (size_t)w->min_bytes;
+}
+
 void sl_fetch_wake(sl_broker_t *b) {
   sl_fetch_waiter_t *w = b->fetch_waiters;
   while (w) {
     sl_fetch_waiter_t *next = w->next;
-    /* min_bytes > 1 is rare (all four clients send 1): for those, respond when any data arrived as well, which
-     * Kafka allows (min_bytes is a hint, and max_wait still bounds the wait). */
-    if (!w->req->conn || has_new_data(w)) respond_parked(w);
+    if (!w->req->conn || ready_to_answer(w)) respond_parked(w);
     w = next;
   }
 }
@@ -247,9 +262,10 @@ int sl_kafka_handle_fetch(sl_kafka_request_t *req) {
   }
 
   /* Answer now when there is something to say or nothing to wait for; otherwise park. */
-  bool answer_now = w->max_wait_ms == 0 || min_bytes <= 0 || b->stopping || has_new_data(w);
+  bool answer_now = w->max_wait_ms == 0 || min_bytes <= 0 || b->stopping || ready_to_answer(w);
   if (answer_now) {
-    write_response(w);
+    bool had_error;
+    write_response(w, &had_error);
     free(w->parts);
     free(w);
     sl_kafka_request_finish(req);

@@ -27,6 +27,7 @@ typedef struct {
   tok_t tok; /* current token */
   const char *err;
   int nbind;
+  int depth; /* nesting of terms and selectors, bounded so hostile input cannot exhaust the stack */
 } parser_t;
 
 static void fail(parser_t *ps, const char *fmt, const char *what) {
@@ -316,7 +317,7 @@ static bool term_list(parser_t *ps, cql_term_t *t, const char *close, bool map) 
   return true;
 }
 
-static cql_term_t *term(parser_t *ps) {
+static cql_term_t *term_inner(parser_t *ps) {
   tok_t tk = ps->tok;
   cql_term_t *t;
   switch (tk.kind) {
@@ -443,6 +444,19 @@ static cql_term_t *term(parser_t *ps) {
   return NULL;
 }
 
+#define MAX_DEPTH 64
+
+static cql_term_t *term(parser_t *ps) {
+  if (ps->depth >= MAX_DEPTH) {
+    fail(ps, "%s", "expression nested too deeply");
+    return NULL;
+  }
+  ps->depth++;
+  cql_term_t *t = term_inner(ps);
+  ps->depth--;
+  return t;
+}
+
 static cql_relation_t *relation(parser_t *ps) {
   cql_relation_t *r = sl_arena_alloc(ps->a, sizeof *r);
   sl_vec_t cols = {0};
@@ -500,7 +514,20 @@ static bool where_clause(parser_t *ps, sl_vec_t *where) {
   return true;
 }
 
+static cql_selector_t *selector_inner(parser_t *ps);
+
 static cql_selector_t *selector(parser_t *ps) {
+  if (ps->depth >= MAX_DEPTH) {
+    fail(ps, "%s", "selector nested too deeply");
+    return NULL;
+  }
+  ps->depth++;
+  cql_selector_t *s = selector_inner(ps);
+  ps->depth--;
+  return s;
+}
+
+static cql_selector_t *selector_inner(parser_t *ps) {
   cql_selector_t *s = sl_arena_alloc(ps->a, sizeof *s);
   if (ps->tok.kind == T_IDENT || ps->tok.kind == T_QIDENT) {
     bool quoted = ps->tok.kind == T_QIDENT;
@@ -849,6 +876,10 @@ static cql_stmt_t *parse_batch(parser_t *ps) {
   while (!is_kw(ps, "apply")) {
     if (ps->tok.kind == T_EOF) {
       fail(ps, "%s", "missing APPLY BATCH");
+      return NULL;
+    }
+    if (is_kw(ps, "begin")) { /* no nested batches (and no unbounded recursion) */
+      fail(ps, "%s", "a BATCH cannot contain a BATCH");
       return NULL;
     }
     cql_stmt_t *inner = parse_statement(ps);

@@ -123,10 +123,12 @@ sl_column_t *sl_table_column(const sl_table_t *t, const char *name) {
   return NULL;
 }
 
+static int kind_rank(sl_col_kind_t k) { return k == SL_COL_STATIC ? 2 : k == SL_COL_REGULAR ? 3 : (int)k; }
+
 static int col_cmp(const void *a, const void *b) {
   const sl_column_t *x = a, *y = b;
-  /* partition key, clustering (by position), then static, then regular (by name) */
-  if (x->kind != y->kind) return (int)x->kind - (int)y->kind;
+  /* partition key, clustering (by position), then static, then regular (by name), as SELECT * lists them */
+  if (x->kind != y->kind) return kind_rank(x->kind) - kind_rank(y->kind);
   if (x->kind == SL_COL_PARTITION_KEY || x->kind == SL_COL_CLUSTERING) return x->position - y->position;
   return strcmp(x->name, y->name);
 }

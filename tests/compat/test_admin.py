@@ -1,7 +1,7 @@
 """Scenario 7: create / list / delete topics with confluent AdminClient and kafka-python KafkaAdminClient."""
 import pytest
 
-from conftest import confluent_admin, kafka_python_admin, unique_topic, wait_until
+from kafka_harness import confluent_admin, kafka_python_admin, unique_topic, wait_until
 
 INVALID_NAMES = ["bad topic", "bad/topic", "..", ".", "x" * 250, "t\u00e9"]
 
@@ -88,7 +88,7 @@ def test_kafka_python_admin_create_list_delete(broker):
 def test_kcat_sees_admin_created_topic(broker):
     import json
     from confluent_kafka.admin import NewTopic
-    from conftest import kcat
+    from kafka_harness import kcat
     a = confluent_admin(broker.bootstrap)
     t = unique_topic("adm-kcat")
     a.create_topics([NewTopic(t, 5, 1)])[t].result(timeout=20)

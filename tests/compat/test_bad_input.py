@@ -12,7 +12,7 @@ import pytest
 
 import kproto
 from kproto import array, i8, i16, i32, i64, kbytes, request, string
-from conftest import assert_broker_serves, confluent_produce, create_topic, unique_topic
+from kafka_harness import assert_broker_serves, confluent_produce, create_topic, unique_topic
 
 
 @pytest.fixture

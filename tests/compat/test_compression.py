@@ -9,7 +9,7 @@ import time
 import pytest
 
 import kproto
-from conftest import confluent_consume_assign, confluent_produce, create_topic, kcat, unique_topic
+from kafka_harness import confluent_consume_assign, confluent_produce, create_topic, kcat, unique_topic
 
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
 N = 50
@@ -48,12 +48,14 @@ def _assert_codec_on_disk(bootstrap, topic, codec, count):
     hdrs = kproto.batch_headers(records)
     assert hdrs, "no batches returned"
     assert all(h["magic"] == 2 for h in hdrs)
+    cid = kproto.CODEC_IDS[codec]
     codecs = {h["attributes"] & 7 for h in hdrs}
-    assert codecs == {kproto.CODEC_IDS[codec]}, \
-        "batches stored with codec ids %r, expected %s (%d); client did not compress?" % (
-            codecs, codec, kproto.CODEC_IDS[codec])
-    # at least one batch holds several records (so decompression of a multi-record batch is exercised)
-    assert max(h["last_offset_delta"] for h in hdrs) >= 1
+    # librdkafka sends a batch uncompressed when compressing does not shrink it (tiny batches)
+    assert codecs <= {0, cid}, "batches stored with codec ids %r, expected %s (%d)" % (codecs, codec, cid)
+    big = [h for h in hdrs if h["last_offset_delta"] >= 3]
+    assert big and all(h["attributes"] & 7 == cid for h in big), \
+        "multi-record batches not compressed with %s: %r (client silently disabled the codec?)" % (
+            codec, [(h["base_offset"], h["last_offset_delta"], h["attributes"]) for h in hdrs])
 
 
 @pytest.mark.parametrize("codec", CODECS)

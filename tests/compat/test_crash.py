@@ -11,7 +11,7 @@ import random
 import threading
 import time
 
-from conftest import create_topic, unique_group, unique_topic, wait_until
+from kafka_harness import create_topic, unique_group, unique_topic, wait_until
 
 NPART = 3
 ROUNDS = int(os.environ.get("SLUICE_CRASH_ROUNDS", "4"))
@@ -124,5 +124,5 @@ def test_acked_records_survive_kill9(make_broker):
         vs = [v for _, v in log[part]]
         assert vs == sorted(vs), "partition %d: log not in send order" % part
     # and the broker still takes writes after all that
-    from conftest import assert_broker_serves
+    from kafka_harness import assert_broker_serves
     assert_broker_serves(b)

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import DEBIAN_PYTHON, HERE, confluent_produce, create_topic, unique_group, unique_topic, wait_until
+from kafka_harness import DEBIAN_PYTHON, HERE, confluent_produce, create_topic, unique_group, unique_topic, wait_until
 
 NPART = 6
 PER_PHASE = 60
@@ -192,7 +192,7 @@ def test_group_kafka_python(broker):
 
 def test_group_kcat_balanced(broker):
     """kcat -G (balanced consumer) reads everything of a 4-partition topic through a group."""
-    from conftest import kcat
+    from kafka_harness import kcat
     topic = create_topic(broker.bootstrap, unique_topic("grp-kcat"), 4)
     vals = ["kg-%d" % i for i in range(40)]
     for p in range(4):

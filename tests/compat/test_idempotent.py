@@ -1,5 +1,5 @@
 """Scenario 8: idempotent producer (librdkafka enable.idempotence=true): exactly once, in order."""
-from conftest import confluent_consume_assign, confluent_produce, create_topic, unique_topic
+from kafka_harness import confluent_consume_assign, confluent_produce, create_topic, unique_topic
 
 NPART = 3
 N = 900

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import HERE, SLUICE_BIN
+from kafka_harness import HERE, SLUICE_BIN
 
 NODE_DIR = os.path.join(HERE, "node")
 
@@ -25,5 +25,15 @@ def test_kafkajs_suite():
     files = sorted(f for f in os.listdir(NODE_DIR) if f.endswith(".test.js"))
     r = subprocess.run(["node", "--test"] + files, cwd=NODE_DIR, env=env, capture_output=True, timeout=600)
     out = r.stdout.decode("utf-8", "replace")
-    assert r.returncode == 0, "kafkajs suite failed (rc=%d):\n%s\n%s" % (r.returncode, out[-12000:],
-                                                                        r.stderr.decode()[-3000:])
+    if r.returncode != 0:
+        # summarize: every failing subtest with its YAML diagnostics block
+        lines, keep, summary = out.splitlines(), False, []
+        for line in lines:
+            if line.startswith("not ok"):
+                keep = True
+            elif line.startswith("ok ") or line.startswith("# Subtest"):
+                keep = False
+            if keep or line.startswith("# pass") or line.startswith("# fail"):
+                summary.append(line)
+        pytest.fail("kafkajs suite failed (rc=%d):\n%s\n%s" % (r.returncode, "\n".join(summary)[-12000:],
+                                                               r.stderr.decode()[-3000:]), pytrace=False)

@@ -1,7 +1,7 @@
 """Scenario 6: committed offsets survive a broker restart; manual-assign commits (generation -1)."""
 import time
 
-from conftest import (confluent_consume_assign, confluent_produce, create_topic, unique_group, unique_topic,
+from kafka_harness import (confluent_consume_assign, confluent_produce, create_topic, unique_group, unique_topic,
                       wait_until)
 
 N = 10

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import (confluent_consume_assign, confluent_produce, create_topic, kcat, unique_group,
+from kafka_harness import (confluent_consume_assign, confluent_produce, create_topic, kcat, unique_group,
                       unique_topic, wait_until)
 
 N = 20

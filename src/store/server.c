@@ -1,0 +1,446 @@
+/* The store role's network side: CQL v4 framing on the project's TCP layer, the connection-level messages
+ * (OPTIONS, STARTUP, REGISTER) answered on the loop, everything else handed to the executor thread.
+ *
+ * Connection state machine:
+ *
+ *   open ──STARTUP (handle_startup)──> READY ──QUERY/PREPARE/EXECUTE/BATCH (submit)──> job on the executor
+ *    │  ^                                 │  <──────────── response written (on_job_done) ───────────┘
+ *    │  └ OPTIONS (handle_options) at any time; REGISTER after READY (handle_register)
+ *    └─ bad version / malformed frame / oversize ──> ERROR 0x000A, then closed (fail_and_close)
+ *
+ * A connection is freed when the TCP layer has closed it (on_close) and no job refers to it (conn_unref). */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "cql/compress.h"
+#include "cql/proto.h"
+#include "net/tcp.h"
+#include "store/engine.h"
+#include "store/worker.h"
+
+#define F(key, type, field, def, min, max, help) {key, type, offsetof(sl_store_config_t, field), def, min, max, help}
+const sl_config_field_t sl_store_config_fields[] = {
+    F("store.listen", SL_CONFIG_STRING, listen, "127.0.0.1:9042", 0, 0, "host:port to listen on (port 0: any free)"),
+    F("store.data_dir", SL_CONFIG_STRING, data_dir, "sluice-data/store", 0, 0, "directory for RocksDB and metadata"),
+    F("store.ready_file", SL_CONFIG_STRING, ready_file, NULL, 0, 0, "file written with host:port once listening"),
+    F("store.cluster_name", SL_CONFIG_STRING, cluster_name, "Sluice Cluster", 0, 0, "system.local cluster_name"),
+    F("store.data_center", SL_CONFIG_STRING, data_center, "datacenter1", 0, 0,
+      "system.local data_center (drivers' local data center)"),
+    F("store.rack", SL_CONFIG_STRING, rack, "rack1", 0, 0, "system.local rack"),
+    F("store.sync_writes", SL_CONFIG_BOOL, sync_writes, "true", 0, 0,
+      "fsync the write-ahead log before acknowledging each write"),
+    F("store.max_frame_bytes", SL_CONFIG_INT, max_frame_bytes, "268435456", 1024, 268435456,
+      "largest frame body accepted"),
+    F("store.max_prepared", SL_CONFIG_INT, max_prepared, "10000", 1, 10000000, "prepared statements kept (LRU)"),
+    F("store.max_inflight", SL_CONFIG_INT, max_inflight, "256", 1, 1000000,
+      "requests queued per connection before it stops reading"),
+};
+#undef F
+const size_t sl_store_config_field_count = sizeof sl_store_config_fields / sizeof sl_store_config_fields[0];
+
+typedef struct conn conn_t;
+
+struct sl_store {
+  uv_loop_t *loop;
+  const sl_store_config_t *cfg;
+  sl_engine_t *engine;
+  sl_worker_t *worker;
+  sl_tcp_server_t *server;
+  char host[256];
+  conn_t *conns; /* every open connection (SCHEMA_CHANGE events go to the registered ones) */
+  bool stopping;
+};
+
+struct conn {
+  sl_store_t *st;
+  sl_tcp_conn_t *tcp; /* NULL once closed */
+  int refs;           /* 1 for the open socket + 1 per job in flight */
+  int inflight;
+  bool started, registered_schema, closing_after_write, paused;
+  cql_compression_t compression;
+  sl_session_t session;
+  conn_t *prev, *next;
+};
+
+static void conn_unref(conn_t *c) {
+  if (--c->refs > 0) return;
+  free(c);
+}
+
+static void *on_open(sl_tcp_conn_t *tcp, void *arg) {
+  sl_store_t *st = arg;
+  if (st->stopping) return NULL;
+  conn_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->st = st;
+  c->tcp = tcp;
+  c->refs = 1;
+  c->next = st->conns;
+  if (st->conns) st->conns->prev = c;
+  st->conns = c;
+  return c;
+}
+
+static void on_close(void *state) {
+  conn_t *c = state;
+  sl_store_t *st = c->st; /* NULL once the store has stopped (the close callback runs after sl_store_stop) */
+  if (st) {
+    if (c->prev) c->prev->next = c->next;
+    else st->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+  }
+  c->tcp = NULL;
+  conn_unref(c);
+}
+
+/* Writes one response frame, compressing the body when negotiated and worthwhile. */
+static void send_frame(conn_t *c, int16_t stream, uint8_t opcode, const uint8_t *body, size_t len, bool compress) {
+  if (!c->tcp) return;
+  sl_buf_t b;
+  sl_buf_init(&b);
+  uint8_t flags = 0;
+  if (compress && c->compression != CQL_COMPRESSION_NONE && len > 0) flags = CQL_FLAG_COMPRESSION;
+  size_t f = cql_frame_begin(&b, CQL_VERSION_V4 | CQL_RESPONSE_BIT, flags, stream, opcode);
+  if (flags) {
+    if (cql_compress(c->compression, body, len, &b) != 0) {
+      b.data[f + 1] = 0;
+      b.len = f + CQL_HEADER_LEN;
+      sl_buf_put(&b, body, len);
+    }
+  } else {
+    sl_buf_put(&b, body, len);
+  }
+  cql_frame_finish(&b, f);
+  sl_tcp_conn_write(c->tcp, &b);
+}
+
+static void send_error(conn_t *c, int16_t stream, int32_t code, const char *msg) {
+  sl_buf_t b;
+  sl_buf_init(&b);
+  cql_write_error_body(&b, code, msg);
+  send_frame(c, stream, CQL_OP_ERROR, b.data, b.len, true);
+  sl_buf_free(&b);
+}
+
+static void handle_options(conn_t *c, int16_t stream) {
+  sl_buf_t b;
+  sl_buf_init(&b);
+  cql_write_short(&b, 3);
+  static const char *const cql_versions[] = {"3.4.5"};
+  static const char *const compressions[] = {"lz4", "snappy"};
+  static const char *const protocol_versions[] = {"4/v4"};
+  cql_write_cstring(&b, "CQL_VERSION");
+  cql_write_string_list(&b, cql_versions, 1);
+  cql_write_cstring(&b, "COMPRESSION");
+  cql_write_string_list(&b, compressions, 2);
+  cql_write_cstring(&b, "PROTOCOL_VERSIONS");
+  cql_write_string_list(&b, protocol_versions, 1);
+  send_frame(c, stream, CQL_OP_SUPPORTED, b.data, b.len, c->started);
+  sl_buf_free(&b);
+}
+
+/* Returns 0, or -1 after sending a protocol error. */
+static int handle_startup(conn_t *c, int16_t stream, const uint8_t *body, size_t len) {
+  sl_reader_t r;
+  sl_reader_init(&r, body, len);
+  sl_reader_t map = r;
+  uint16_t n = cql_read_list_count(&r, 4);
+  for (uint16_t i = 0; i < n && !r.err; i++) {
+    cql_read_string(&r);
+    cql_read_string(&r);
+  }
+  if (r.err) {
+    send_error(c, stream, CQL_ERR_PROTOCOL, "Invalid STARTUP message body");
+    return -1;
+  }
+  sl_slice_t v;
+  if (!cql_string_map_get(&map, "CQL_VERSION", &v)) {
+    send_error(c, stream, CQL_ERR_PROTOCOL, "CQL_VERSION is mandatory");
+    return -1;
+  }
+  if (v.len < 2 || v.ptr[0] != '3' || v.ptr[1] != '.') {
+    send_error(c, stream, CQL_ERR_PROTOCOL, "Invalid or unsupported CQL version");
+    return -1;
+  }
+  cql_compression_t comp = CQL_COMPRESSION_NONE;
+  if (cql_string_map_get(&map, "COMPRESSION", &v)) {
+    if (cql_slice_eq_nocase(v, "lz4")) comp = CQL_COMPRESSION_LZ4;
+    else if (cql_slice_eq_nocase(v, "snappy")) comp = CQL_COMPRESSION_SNAPPY;
+    else {
+      send_error(c, stream, CQL_ERR_PROTOCOL, "Unknown compression algorithm");
+      return -1;
+    }
+  }
+  c->started = true;
+  send_frame(c, stream, CQL_OP_READY, NULL, 0, false);
+  c->compression = comp; /* bodies after READY may be compressed */
+  return 0;
+}
+
+static void handle_register(conn_t *c, int16_t stream, const uint8_t *body, size_t len) {
+  sl_reader_t r;
+  sl_reader_init(&r, body, len);
+  uint16_t n = cql_read_list_count(&r, 2);
+  for (uint16_t i = 0; i < n && !r.err; i++) {
+    sl_slice_t ev = cql_read_string(&r);
+    if (cql_slice_eq(ev, "SCHEMA_CHANGE")) c->registered_schema = true;
+    else if (!cql_slice_eq(ev, "TOPOLOGY_CHANGE") && !cql_slice_eq(ev, "STATUS_CHANGE") && !r.err) {
+      send_error(c, stream, CQL_ERR_PROTOCOL, "Invalid event type in REGISTER");
+      return;
+    }
+  }
+  if (r.err) {
+    send_error(c, stream, CQL_ERR_PROTOCOL, "Invalid REGISTER message body");
+    return;
+  }
+  send_frame(c, stream, CQL_OP_READY, NULL, 0, true);
+}
+
+static void on_job_done(void *arg, sl_store_job_t *j) {
+  sl_store_t *st = arg;
+  conn_t *c = j->conn;
+  if (!st->stopping) send_frame(c, j->stream, j->res.opcode, j->res.body.data, j->res.body.len, true);
+  if (j->res.event.len && !st->stopping) {
+    sl_buf_t ev;
+    sl_buf_init(&ev);
+    cql_write_cstring(&ev, "SCHEMA_CHANGE");
+    sl_buf_put(&ev, j->res.event.data, j->res.event.len);
+    for (conn_t *o = st->conns; o; o = o->next)
+      if (o != c && o->registered_schema) send_frame(o, -1, CQL_OP_EVENT, ev.data, ev.len, true);
+    sl_buf_free(&ev);
+  }
+  sl_buf_free(&j->res.body);
+  sl_buf_free(&j->res.event);
+  free(j->body);
+  free(j);
+  c->inflight--;
+  if (c->paused && c->tcp && c->inflight < st->cfg->max_inflight / 2) {
+    c->paused = false;
+    sl_tcp_conn_resume(c->tcp);
+  }
+  conn_unref(c);
+}
+
+static void submit(conn_t *c, int16_t stream, uint8_t opcode, sl_buf_t *body) {
+  sl_store_job_t *j = calloc(1, sizeof *j);
+  if (!j) abort();
+  j->conn = c;
+  j->session = &c->session;
+  j->opcode = opcode;
+  j->stream = stream;
+  j->body = body->data; /* ownership moves to the job */
+  j->len = body->len;
+  sl_buf_init(body);
+  sl_buf_init(&j->res.body);
+  sl_buf_init(&j->res.event);
+  c->refs++;
+  c->inflight++;
+  if (!c->paused && c->inflight >= c->st->cfg->max_inflight) {
+    c->paused = true;
+    sl_tcp_conn_pause(c->tcp);
+  }
+  sl_worker_submit(c->st->worker, j);
+}
+
+/* The version refusal drivers negotiate with: their substring checks need exactly this wording. */
+static void refuse_version(conn_t *c, int16_t stream, uint8_t version) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "Invalid or unsupported protocol version (%u); supported versions are (4/v4)",
+           version & 0x7Fu);
+  sl_buf_t b;
+  sl_buf_init(&b);
+  cql_write_error_body(&b, CQL_ERR_PROTOCOL, msg);
+  send_frame(c, stream, CQL_OP_ERROR, b.data, b.len, false);
+  sl_buf_free(&b);
+}
+
+static ssize_t on_data(void *state, const uint8_t *data, size_t len) {
+  conn_t *c = state;
+  size_t used = 0;
+  while (used < len && c->tcp && !c->closing_after_write) {
+    if (c->paused) break;
+    cql_header_t h;
+    int rc = cql_parse_header(data + used, len - used, (uint32_t)c->st->cfg->max_frame_bytes, &h);
+    if (len - used >= 1 && (data[used] & 0x7F) < 3 && (data[used] & 0x7F) != 0) {
+      /* v1/v2 use an 8-byte header we do not speak: just close */
+      return -1;
+    }
+    if (rc == CQL_HEADER_NEED_MORE) break;
+    if ((h.version & 0x7F) != CQL_VERSION_V4) {
+      refuse_version(c, h.stream, h.version);
+      c->closing_after_write = true;
+      return -1;
+    }
+    if (rc == CQL_HEADER_TOO_LARGE) {
+      send_error(c, h.stream, CQL_ERR_PROTOCOL, "Request is too big");
+      return -1;
+    }
+    if (h.version & CQL_RESPONSE_BIT) {
+      send_error(c, h.stream, CQL_ERR_PROTOCOL, "Invalid frame direction (a response sent to the server)");
+      return -1;
+    }
+    if (len - used < CQL_HEADER_LEN + (size_t)h.length) break;
+    const uint8_t *body = data + used + CQL_HEADER_LEN;
+    used += CQL_HEADER_LEN + (size_t)h.length;
+    sl_buf_t plain;
+    sl_buf_init(&plain);
+    if (h.flags & CQL_FLAG_COMPRESSION) {
+      if (c->compression == CQL_COMPRESSION_NONE ||
+          cql_decompress(c->compression, body, h.length, (size_t)c->st->cfg->max_frame_bytes, &plain) != 0) {
+        sl_buf_free(&plain);
+        send_error(c, h.stream, CQL_ERR_PROTOCOL, "Cannot decompress the frame body");
+        return -1;
+      }
+    } else {
+      sl_buf_put(&plain, body, h.length);
+    }
+    /* a custom payload (flag 0x04) precedes the body; we do not use it: skip its [bytes map] */
+    size_t off = 0;
+    if (h.flags & CQL_FLAG_CUSTOM_PAYLOAD) {
+      sl_reader_t r;
+      sl_reader_init(&r, plain.data, plain.len);
+      uint16_t n = cql_read_list_count(&r, 6);
+      for (uint16_t i = 0; i < n && !r.err; i++) {
+        cql_read_string(&r);
+        cql_read_bytes(&r, NULL);
+      }
+      if (r.err) {
+        sl_buf_free(&plain);
+        send_error(c, h.stream, CQL_ERR_PROTOCOL, "Invalid custom payload");
+        return -1;
+      }
+      off = r.pos;
+      memmove(plain.data, plain.data + off, plain.len - off);
+      plain.len -= off;
+    }
+    switch (h.opcode) {
+      case CQL_OP_OPTIONS: handle_options(c, h.stream); break;
+      case CQL_OP_STARTUP:
+        if (handle_startup(c, h.stream, plain.data, plain.len) != 0) {
+          sl_buf_free(&plain);
+          return -1;
+        }
+        break;
+      case CQL_OP_REGISTER:
+        if (!c->started) goto not_started;
+        handle_register(c, h.stream, plain.data, plain.len);
+        break;
+      case CQL_OP_QUERY:
+      case CQL_OP_PREPARE:
+      case CQL_OP_EXECUTE:
+      case CQL_OP_BATCH:
+        if (!c->started) goto not_started;
+        submit(c, h.stream, h.opcode, &plain);
+        break;
+      case CQL_OP_AUTH_RESPONSE:
+        send_error(c, h.stream, CQL_ERR_PROTOCOL, "Unexpected AUTH_RESPONSE: authentication is not enabled");
+        break;
+      default: {
+        char msg[80];
+        snprintf(msg, sizeof msg, "Unknown or unexpected opcode 0x%02x", h.opcode);
+        send_error(c, h.stream, CQL_ERR_PROTOCOL, msg);
+        break;
+      }
+    }
+    sl_buf_free(&plain);
+    continue;
+  not_started:
+    sl_buf_free(&plain);
+    send_error(c, h.stream, CQL_ERR_PROTOCOL, "Unexpected message, expecting STARTUP or OPTIONS");
+  }
+  return (ssize_t)used;
+}
+
+static const sl_tcp_protocol_t cql_protocol = {on_open, on_data, on_close};
+
+static int split_host_port(const char *s, char *host, size_t hostlen, int *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon) return -EINVAL;
+  const char *h = s;
+  size_t n = (size_t)(colon - s);
+  if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+    h++;
+    n -= 2;
+  }
+  if (n == 0 || n >= hostlen) return -EINVAL;
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (*end || p < 0 || p > 65535) return -EINVAL;
+  memcpy(host, h, n);
+  host[n] = 0;
+  *port = (int)p;
+  return 0;
+}
+
+static int write_ready_file(const char *path, const char *host, int port) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -ENAMETOOLONG;
+  FILE *f = fopen(tmp, "w");
+  if (!f) return -errno;
+  fprintf(f, "%s:%d\n", host, port);
+  if (fclose(f) != 0) return -errno;
+  if (rename(tmp, path) != 0) return -errno;
+  return 0;
+}
+
+int sl_store_start(uv_loop_t *loop, const sl_store_config_t *cfg, sl_store_t **out) {
+  sl_store_t *st = calloc(1, sizeof *st);
+  if (!st) return -ENOMEM;
+  st->loop = loop;
+  st->cfg = cfg;
+  int port, rc;
+  if (split_host_port(cfg->listen, st->host, sizeof st->host, &port) != 0) {
+    SL_ERROR("store", "store.listen '%s' is not host:port", cfg->listen);
+    free(st);
+    return -EINVAL;
+  }
+  sl_engine_config_t ecfg = {.data_dir = cfg->data_dir,
+                             .sync_writes = cfg->sync_writes,
+                             .cluster_name = cfg->cluster_name,
+                             .data_center = cfg->data_center,
+                             .rack = cfg->rack,
+                             .address = st->host,
+                             .port = port,
+                             .max_prepared = cfg->max_prepared};
+  if ((rc = sl_engine_open(&ecfg, &st->engine)) != 0) {
+    free(st);
+    return rc;
+  }
+  if ((rc = sl_worker_start(loop, st->engine, on_job_done, st, &st->worker)) != 0) {
+    SL_ERROR("store", "cannot start the executor thread: %s", strerror(-rc));
+    sl_engine_close(st->engine);
+    free(st);
+    return rc;
+  }
+  if ((rc = sl_tcp_listen(loop, st->host, port, &cql_protocol, st, &st->server)) != 0) {
+    SL_ERROR("store", "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+    sl_worker_stop(st->worker);
+    sl_engine_close(st->engine);
+    free(st);
+    return rc;
+  }
+  int bound = sl_tcp_server_port(st->server);
+  SL_INFO("store", "listening on %s:%d (CQL native protocol v4), data in %s", st->host, bound, cfg->data_dir);
+  if (cfg->ready_file && cfg->ready_file[0] && (rc = write_ready_file(cfg->ready_file, st->host, bound)) != 0)
+    SL_WARN("store", "cannot write ready file %s: %s", cfg->ready_file, strerror(-rc));
+  *out = st;
+  return 0;
+}
+
+int sl_store_port(const sl_store_t *s) { return sl_tcp_server_port(s->server); }
+
+void sl_store_stop(sl_store_t *st) {
+  st->stopping = true;
+  sl_tcp_server_close(st->server); /* connections close; their on_close runs from the loop */
+  sl_worker_stop(st->worker);      /* joins the executor; remaining completions release their connections */
+  sl_engine_close(st->engine);
+  for (conn_t *c = st->conns; c; c = c->next) c->st = NULL;
+  SL_INFO("store", "stopped");
+  free(st);
+}
