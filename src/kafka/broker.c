@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/addr.h"
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "kafka/broker_internal.h"
 #include "kafka/connection.h"
@@ -57,51 +59,6 @@ const sl_config_field_t sl_broker_config_fields[] = {
 };
 #undef F
 const size_t sl_broker_config_field_count = sizeof sl_broker_config_fields / sizeof sl_broker_config_fields[0];
-
-/* Splits "host:port" (the last colon separates; "[v6]:port" keeps the brackets out). */
-static int split_host_port(const char *s, char *host, size_t hostlen, int *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon) return -EINVAL;
-  const char *h = s;
-  size_t n = (size_t)(colon - s);
-  if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-    h++;
-    n -= 2;
-  }
-  if (n == 0 || n >= hostlen) return -EINVAL;
-  char *end;
-  long p = strtol(colon + 1, &end, 10);
-  if (*end || p < 0 || p > 65535) return -EINVAL;
-  memcpy(host, h, n);
-  host[n] = 0;
-  *port = (int)p;
-  return 0;
-}
-
-static int mkdir_p(const char *path) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return -ENAMETOOLONG;
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-  return 0;
-}
-
-/* Writes the ready file atomically (write a temporary, then rename) so a reader never sees half of it. */
-static int write_ready_file(const char *path, const char *host, int port) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -ENAMETOOLONG;
-  FILE *f = fopen(tmp, "w");
-  if (!f) return -errno;
-  fprintf(f, "%s:%d\n", host, port);
-  if (fclose(f) != 0) return -errno;
-  if (rename(tmp, path) != 0) return -errno;
-  return 0;
-}
 
 /* The cluster id is made once and kept in the data directory, so clients see a stable cluster. */
 static void load_cluster_id(sl_broker_t *b) {
@@ -184,12 +141,12 @@ int sl_broker_start(uv_loop_t *loop, const sl_broker_config_t *cfg, sl_broker_t 
   b->cfg = cfg;
   b->node_id = 0;
   int listen_port;
-  if (split_host_port(cfg->listen, b->listen_host, sizeof b->listen_host, &listen_port) != 0) {
+  if (sl_addr_split(cfg->listen, b->listen_host, sizeof b->listen_host, &listen_port) != 0) {
     SL_ERROR("broker", "broker.listen '%s' is not host:port", cfg->listen);
     rc = -EINVAL;
     goto fail;
   }
-  if ((rc = mkdir_p(cfg->data_dir)) != 0) {
+  if ((rc = sl_fs_mkdir_p(cfg->data_dir)) != 0) {
     SL_ERROR("broker", "cannot create data directory %s: %s", cfg->data_dir, strerror(-rc));
     goto fail;
   }
@@ -221,7 +178,7 @@ int sl_broker_start(uv_loop_t *loop, const sl_broker_config_t *cfg, sl_broker_t 
     goto fail;
   }
   if (cfg->advertised && cfg->advertised[0]) {
-    if (split_host_port(cfg->advertised, b->advertised_host, sizeof b->advertised_host, &b->advertised_port) != 0) {
+    if (sl_addr_split(cfg->advertised, b->advertised_host, sizeof b->advertised_host, &b->advertised_port) != 0) {
       SL_ERROR("broker", "broker.advertised '%s' is not host:port", cfg->advertised);
       rc = -EINVAL;
       goto fail;
@@ -244,7 +201,7 @@ int sl_broker_start(uv_loop_t *loop, const sl_broker_config_t *cfg, sl_broker_t 
   SL_INFO("broker", "listening on %s:%d (advertised %s:%d), data in %s", b->listen_host,
           sl_tcp_server_port(b->server), b->advertised_host, b->advertised_port, cfg->data_dir);
   if (cfg->ready_file && cfg->ready_file[0]) {
-    rc = write_ready_file(cfg->ready_file, b->advertised_host, sl_tcp_server_port(b->server));
+    rc = sl_fs_write_ready_file(cfg->ready_file, b->advertised_host, sl_tcp_server_port(b->server));
     if (rc != 0) SL_WARN("broker", "cannot write ready file %s: %s", cfg->ready_file, strerror(-rc));
   }
   *out = b;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "cql/murmur3.h"
 #include "store/exec_internal.h"
@@ -55,6 +56,7 @@ static int load_catalog(sl_engine_t *e) {
         break;
       }
       sl_catalog_add_table(&e->cat, t);
+      sl_rows_set_gc_grace(t->id, t->gc_grace);
     }
   }
   if (rc == 0) rc = sl_kv_iter_status(it);
@@ -85,18 +87,6 @@ static void load_host_id(sl_engine_t *e) {
   }
 }
 
-static int mkdir_p(const char *path) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return -ENAMETOOLONG;
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-  return 0;
-}
 
 int sl_engine_open(const sl_engine_config_t *cfg, sl_engine_t **out) {
   sl_engine_t *e = calloc(1, sizeof *e);
@@ -112,7 +102,7 @@ int sl_engine_open(const sl_engine_config_t *cfg, sl_engine_t **out) {
   if (fd < 0 || read(fd, &e->rng, sizeof e->rng) != (ssize_t)sizeof e->rng) e->rng = (uint64_t)time(NULL);
   if (fd >= 0) close(fd);
   e->rng |= 1;
-  int rc = mkdir_p(cfg->data_dir);
+  int rc = sl_fs_mkdir_p(cfg->data_dir);
   if (rc != 0) {
     SL_ERROR("store", "cannot create data directory %s: %s", cfg->data_dir, strerror(-rc));
     goto fail;
@@ -120,7 +110,7 @@ int sl_engine_open(const sl_engine_config_t *cfg, sl_engine_t **out) {
   load_host_id(e);
   char dbdir[4096], err[1024];
   snprintf(dbdir, sizeof dbdir, "%s/rocksdb", cfg->data_dir);
-  if ((rc = sl_kv_open(dbdir, cfg->sync_writes, &e->kv, err, sizeof err)) != 0) {
+  if ((rc = sl_kv_open_policy(dbdir, cfg->sync_writes, &sl_rows_policy, &e->kv, err, sizeof err)) != 0) {
     SL_ERROR("store", "cannot open RocksDB in %s: %s", dbdir, err);
     goto fail;
   }
@@ -198,6 +188,7 @@ static int persist(sl_exec_t *x, sl_kv_batch_t *b) {
 }
 
 static int persist_table(sl_exec_t *x, const sl_table_t *t) {
+  sl_rows_set_gc_grace(t->id, t->gc_grace);
   sl_kv_batch_t *b = sl_kv_batch_new();
   sl_buf_t k, v;
   sl_buf_init(&k);
@@ -638,16 +629,29 @@ static int check_key_value(sl_exec_t *x, const sl_column_t *c, const cql_value_t
 }
 
 static bool row_exists(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck);
+static bool row_fetch(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, sl_row_t *row);
 
-static void write_applied(sl_exec_t *x, const sl_table_t *t, bool applied) {
+/* The LWT result: [applied], followed, when the condition failed on an existing row, by that row's columns (as
+ * Cassandra does, so drivers can show what was there). */
+static void write_applied_row(sl_exec_t *x, const sl_table_t *t, bool applied, const sl_row_t *row) {
   static sl_cql_type_t boolean = {.id = CQL_TYPE_BOOLEAN};
-  sl_colspec_t spec = {t->keyspace, t->name, "[applied]", &boolean};
+  size_t n = row ? t->ncols + 1 : 1;
+  sl_colspec_t *spec = sl_arena_alloc(x->a, n * sizeof *spec);
+  spec[0] = (sl_colspec_t){t->keyspace, t->name, "[applied]", &boolean};
+  for (size_t i = 1; i < n; i++) spec[i] = (sl_colspec_t){t->keyspace, t->name, t->cols[i - 1].name, t->cols[i - 1].type};
   cql_write_int(x->out, CQL_RESULT_ROWS);
-  sl_exec_write_metadata(x->out, CQL_RFLAG_GLOBAL_TABLES_SPEC, &spec, 1, NULL);
+  sl_exec_write_metadata(x->out, CQL_RFLAG_GLOBAL_TABLES_SPEC, spec, n, NULL);
   cql_write_int(x->out, 1);
   uint8_t b = applied;
   cql_write_bytes(x->out, &b, 1);
+  for (size_t i = 1; i < n; i++) {
+    const sl_slice_t *v = &row->vals[i - 1];
+    if (v->ptr) cql_write_bytes(x->out, v->ptr, v->len);
+    else cql_write_int(x->out, -1);
+  }
 }
+
+static void write_applied(sl_exec_t *x, const sl_table_t *t, bool applied) { write_applied_row(x, t, applied, NULL); }
 
 static int do_insert(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   sl_table_t *t = sl_exec_table(x, s->keyspace, s->table);
@@ -692,9 +696,9 @@ static int do_insert(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   write_opts_t w;
   if (write_options(x, s, t, &w) != 0) return -1;
   if (s->if_not_exists) {
-    bool exists = row_exists(x, t, pk, t->nck ? ck : NULL);
-    if (exists) {
-      write_applied(x, t, false);
+    sl_row_t old;
+    if (row_fetch(x, t, pk, t->nck ? ck : NULL, &old)) {
+      write_applied_row(x, t, false, &old);
       return 0;
     }
   }
@@ -744,13 +748,24 @@ static int key_from_where(sl_exec_t *x, const sl_table_t *t, const sl_vec_t *whe
   return nck;
 }
 
+typedef struct {
+  bool found;
+  sl_row_t row;
+} found_t;
+
 static int found_cb(void *arg, const sl_row_t *row) {
-  (void)row;
-  *(bool *)arg = true;
+  found_t *f = arg;
+  f->found = true;
+  f->row = *row; /* its arrays live in the request's arena */
   return 1;
 }
 
 static bool row_exists(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck) {
+  sl_row_t row;
+  return row_fetch(x, t, pk, ck, &row);
+}
+
+static bool row_fetch(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, sl_row_t *row) {
   sl_buf_t lo;
   sl_buf_init(&lo);
   sl_rows_partition_prefix(&lo, t, pk);
@@ -762,12 +777,13 @@ static bool row_exists(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, 
   sl_buf_init(&hi);
   sl_buf_put(&hi, lo.data, lo.len);
   sl_kv_prefix_successor(&hi);
-  bool found = false;
+  found_t f = {0};
   sl_rows_scan(x->e->kv, t, lo.data, lo.len, hi.data, hi.len, sl_exec_now_micros(x->e) / 1000000, x->a, found_cb,
-               &found);
+               &f);
   sl_buf_free(&lo);
   sl_buf_free(&hi);
-  return found;
+  if (f.found) *row = f.row;
+  return f.found;
 }
 
 static int do_update(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
@@ -830,12 +846,83 @@ static int do_delete(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   if (s->ttl) return sl_exec_fail(x, CQL_ERR_INVALID, "DELETE statements cannot use TTL");
   sl_slice_t *pk = sl_arena_alloc(x->a, (t->npk + 1) * sizeof *pk);
   sl_slice_t *ck = sl_arena_alloc(x->a, (t->nck + 1) * sizeof *ck);
-  int nck = key_from_where(x, t, &s->where, pk, ck);
+  /* slices on the clustering column after the equality prefix make a range deletion */
+  sl_vec_t where = {0};
+  const cql_relation_t *slice[2] = {NULL, NULL};
+  for (size_t i = 0; i < s->where.n; i++) {
+    const cql_relation_t *r = s->where.items[i];
+    if (!r->token && !r->tuple && r->ncolumns == 1 &&
+        (r->op == OP_LT || r->op == OP_LE || r->op == OP_GT || r->op == OP_GE)) {
+      int k = r->op == OP_GT || r->op == OP_GE ? 0 : 1;
+      if (slice[k]) return sl_exec_fail(x, CQL_ERR_INVALID, "More than one restriction was found for the %s bound on %s",
+                                        k ? "end" : "start", r->columns[0]);
+      slice[k] = r;
+    } else {
+      sl_vec_push(x->a, &where, s->where.items[i]);
+    }
+  }
+  int nck = key_from_where(x, t, &where, pk, ck);
   if (nck < 0) return -1;
-  if (nck != 0 && (size_t)nck != t->nck)
-    return sl_exec_fail(x, CQL_ERR_INVALID, "Range deletions are not supported yet");
+  const sl_column_t *slice_col = NULL;
+  for (int k = 0; k < 2; k++) {
+    if (!slice[k]) continue;
+    const sl_column_t *c = sl_table_column(t, slice[k]->columns[0]);
+    if (!c) return sl_exec_fail(x, CQL_ERR_INVALID, "Undefined column name %s", slice[k]->columns[0]);
+    if (c->kind != SL_COL_CLUSTERING)
+      return sl_exec_fail(x, CQL_ERR_INVALID, "Only clustering columns can be restricted by a slice in a DELETE (%s)",
+                          c->name);
+    if (c->position != nck)
+      return sl_exec_fail(x, CQL_ERR_INVALID, "PRIMARY KEY column \"%s\" cannot be restricted as preceding column "
+                                              "is not restricted", c->name);
+    if (slice_col && slice_col != c)
+      return sl_exec_fail(x, CQL_ERR_INVALID, "Only one clustering column can be restricted by a slice");
+    slice_col = c;
+  }
+  bool range = slice_col || (nck != 0 && (size_t)nck != t->nck);
+  if (range && (s->columns.n || s->if_exists))
+    return sl_exec_fail(x, CQL_ERR_INVALID, "Range deletions are not supported for specific columns or with IF "
+                                            "EXISTS");
   write_opts_t w;
   if (write_options(x, s, t, &w) != 0) return -1;
+  if (range) {
+    /* bounds in key byte order: the equality prefix, then the slice values (swapped for a DESC column) */
+    sl_buf_t lo, hi;
+    sl_buf_init(&lo);
+    sl_buf_init(&hi);
+    sl_rows_put_clustering(&lo, t, ck, (size_t)nck);
+    sl_buf_put(&hi, lo.data, lo.len);
+    sl_rows_range_t rr = {.lo_incl = true, .hi_incl = true};
+    for (int k = 0; k < 2 && slice_col; k++) {
+      if (!slice[k]) continue;
+      cql_value_t v;
+      if (sl_exec_term_value(x, slice[k]->value, slice_col->type, &v) != 0 || check_key_value(x, slice_col, &v) != 0) {
+        sl_buf_free(&lo);
+        sl_buf_free(&hi);
+        return -1;
+      }
+      bool is_lo = (k == 0) != slice_col->desc;
+      bool incl = slice[k]->op == OP_GE || slice[k]->op == OP_LE;
+      sl_key_encode(is_lo ? &lo : &hi, slice_col->type, v.v.ptr, v.v.len, slice_col->desc);
+      if (is_lo) rr.lo_incl = incl;
+      else rr.hi_incl = incl;
+    }
+    rr.lo = lo.data;
+    rr.lolen = lo.len;
+    rr.hi = hi.data;
+    rr.hilen = hi.len;
+    sl_kv_batch_t *b = batch ? batch : sl_kv_batch_new();
+    sl_rows_delete_range(b, t, pk, &rr, w.ts, w.now_s);
+    sl_buf_free(&lo);
+    sl_buf_free(&hi);
+    int rc = 0;
+    if (!batch) {
+      rc = sl_kv_batch_commit(x->e->kv, b);
+      sl_kv_batch_free(b);
+    }
+    if (rc != 0) return sl_exec_fail(x, CQL_ERR_SERVER, "storage write failed");
+    if (!batch) write_void(x);
+    return 0;
+  }
   if (s->conditions.n) return sl_exec_fail(x, CQL_ERR_INVALID, "Conditional deletes are not supported yet");
   bool applied = true;
   if (s->if_exists) applied = row_exists(x, t, pk, nck ? ck : NULL);

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/addr.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "cql/compress.h"
 #include "cql/proto.h"
@@ -359,35 +361,7 @@ static ssize_t on_data(void *state, const uint8_t *data, size_t len) {
 
 static const sl_tcp_protocol_t cql_protocol = {on_open, on_data, on_close};
 
-static int split_host_port(const char *s, char *host, size_t hostlen, int *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon) return -EINVAL;
-  const char *h = s;
-  size_t n = (size_t)(colon - s);
-  if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-    h++;
-    n -= 2;
-  }
-  if (n == 0 || n >= hostlen) return -EINVAL;
-  char *end;
-  long p = strtol(colon + 1, &end, 10);
-  if (*end || p < 0 || p > 65535) return -EINVAL;
-  memcpy(host, h, n);
-  host[n] = 0;
-  *port = (int)p;
-  return 0;
-}
 
-static int write_ready_file(const char *path, const char *host, int port) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -ENAMETOOLONG;
-  FILE *f = fopen(tmp, "w");
-  if (!f) return -errno;
-  fprintf(f, "%s:%d\n", host, port);
-  if (fclose(f) != 0) return -errno;
-  if (rename(tmp, path) != 0) return -errno;
-  return 0;
-}
 
 int sl_store_start(uv_loop_t *loop, const sl_store_config_t *cfg, sl_store_t **out) {
   sl_store_t *st = calloc(1, sizeof *st);
@@ -395,7 +369,7 @@ int sl_store_start(uv_loop_t *loop, const sl_store_config_t *cfg, sl_store_t **o
   st->loop = loop;
   st->cfg = cfg;
   int port, rc;
-  if (split_host_port(cfg->listen, st->host, sizeof st->host, &port) != 0) {
+  if (sl_addr_split(cfg->listen, st->host, sizeof st->host, &port) != 0) {
     SL_ERROR("store", "store.listen '%s' is not host:port", cfg->listen);
     free(st);
     return -EINVAL;
@@ -427,7 +401,7 @@ int sl_store_start(uv_loop_t *loop, const sl_store_config_t *cfg, sl_store_t **o
   }
   int bound = sl_tcp_server_port(st->server);
   SL_INFO("store", "listening on %s:%d (CQL native protocol v4), data in %s", st->host, bound, cfg->data_dir);
-  if (cfg->ready_file && cfg->ready_file[0] && (rc = write_ready_file(cfg->ready_file, st->host, bound)) != 0)
+  if (cfg->ready_file && cfg->ready_file[0] && (rc = sl_fs_write_ready_file(cfg->ready_file, st->host, bound)) != 0)
     SL_WARN("store", "cannot write ready file %s: %s", cfg->ready_file, strerror(-rc));
   *out = st;
   return 0;

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "core/addr.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/crc32c.h"
@@ -126,12 +127,30 @@ static void test_config(void **state) {
   sl_config_free(sec, 1);
 }
 
+static void test_addr_split(void **state) {
+  (void)state;
+  char host[64];
+  int port;
+  assert_int_equal(sl_addr_split("127.0.0.1:9092", host, sizeof host, &port), 0);
+  assert_string_equal(host, "127.0.0.1");
+  assert_int_equal(port, 9092);
+  assert_int_equal(sl_addr_split("[::1]:0", host, sizeof host, &port), 0);
+  assert_string_equal(host, "::1");
+  assert_int_equal(port, 0);
+  assert_int_not_equal(sl_addr_split("localhost", host, sizeof host, &port), 0);
+  assert_int_not_equal(sl_addr_split("h:", host, sizeof host, &port), 0);
+  assert_int_not_equal(sl_addr_split("h:65536", host, sizeof host, &port), 0);
+  assert_int_not_equal(sl_addr_split(":80", host, sizeof host, &port), 0);
+  assert_int_not_equal(sl_addr_split("h:8x", host, sizeof host, &port), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_crc32c_vectors),
       cmocka_unit_test(test_reader_bounds),
       cmocka_unit_test(test_varints),
       cmocka_unit_test(test_config),
+      cmocka_unit_test(test_addr_split),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
