@@ -8,6 +8,7 @@ packages=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libyaml-dev zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libcmocka-dev librocksdb-dev
+  librdkafka-dev libjansson-dev libssl-dev
   # real clients for the compatibility tests
   librdkafka-dev kcat python3 python3-pytest python3-confluent-kafka python3-kafka
   python3-snappy python3-lz4 python3-zstandard python3-cassandra nodejs npm
@@ -36,4 +37,8 @@ fi
 if [[ ! -d tests/compat/node/node_modules/kafkajs ]]; then
   echo "deps: installing node test clients (npm ci)"
   (cd tests/compat/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [[ ! -d tests/compat/cql/node/node_modules/cassandra-driver ]]; then
+  echo "deps: installing the CQL node test client (npm ci)"
+  (cd tests/compat/cql/node && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -33,6 +33,7 @@ suites() { # build dir
   run "unit ($dir)" bash -c "cd '$dir' && ctest --output-on-failure"
   run "compat python ($dir)" env SLUICE_BIN="$root/$dir/sluice" SLUICE_SKIP_NODE=1 "$PY" -m pytest tests/compat -q -p no:cacheprovider
   run "compat node ($dir)" env SLUICE_BIN="$root/$dir/sluice" node --test tests/compat/node/
+  run "compat cql node ($dir)" env SLUICE_BIN="$root/$dir/sluice" node --test tests/compat/cql/node/
 }
 
 run "build gcc" build build

@@ -285,11 +285,6 @@ static int cmp_bytes(const sl_buf_t *a, const sl_buf_t *b) {
 
 static int range_cmp(const void *a, const void *b) { return cmp_bytes(&((const range_t *)a)->lo, &((const range_t *)b)->lo); }
 
-static bool has_static(const sl_table_t *t) {
-  for (size_t i = 0; i < t->ncols; i++)
-    if (t->cols[i].kind == SL_COL_STATIC) return true;
-  return false;
-}
 
 /* Builds the storage ranges; returns the count (ranges allocated with malloc, freed by the caller) or -1. */
 static int plan_ranges(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t, const restr_t *rs, size_t nr,
@@ -388,7 +383,7 @@ static int plan_ranges(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t, c
   range_t *ranges = malloc(nparts * sizeof *ranges);
   if (!ranges) abort();
   sl_slice_t pk[64];
-  bool narrow_ck = !has_static(t);
+  bool narrow_ck = true; /* the row layer reads a skipped partition header (statics, tombstones) itself */
   for (size_t p = 0; p < nparts; p++) {
     size_t rem = p;
     for (size_t i = t->npk; i-- > 0;) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 
@@ -14,6 +15,11 @@ struct sl_kv {
   rocksdb_options_t *opts;
   rocksdb_writeoptions_t *wopts;
   rocksdb_readoptions_t *ropts;
+  rocksdb_mergeoperator_t *merge;
+  rocksdb_compactionfilter_t *filter;
+  rocksdb_block_based_table_options_t *bbto;
+  rocksdb_filterpolicy_t *filter_policy; /* owned by bbto once set */
+  rocksdb_cache_t *cache;
 };
 
 struct sl_kv_batch {
@@ -26,20 +32,134 @@ struct sl_kv_iter {
   char *lower, *upper;
 };
 
+/* ---- merge operator and compaction filter over the policy ---- */
+
+static char *pick(const sl_kv_policy_t *p, const char *existing, size_t elen, const char *const *ops,
+                  const size_t *oplens, int n, unsigned char *success, size_t *outlen) {
+  const char *best = existing;
+  size_t blen = elen;
+  for (int i = 0; i < n; i++) /* operands are in write order: each later one must beat the best so far */
+    if (!best || p->wins((const uint8_t *)ops[i], oplens[i], (const uint8_t *)best, blen)) {
+      best = ops[i];
+      blen = oplens[i];
+    }
+  char *out = malloc(blen ? blen : 1);
+  if (!out) {
+    *success = 0;
+    return NULL;
+  }
+  if (blen) memcpy(out, best, blen);
+  *outlen = blen;
+  *success = 1;
+  return out;
+}
+
+/* The policy's key-aware merge, if it takes the key: the result's buffer is handed to RocksDB (freed by
+ * merge_free). Returns NULL with *taken false when the key is left to pick(). */
+static char *custom_merge(const sl_kv_policy_t *p, const char *key, size_t klen, const char *existing, size_t elen,
+                          const char *const *ops, const size_t *oplens, int n, unsigned char *success,
+                          size_t *outlen, bool *taken) {
+  *taken = false;
+  if (!p->merge) return NULL;
+  sl_buf_t out;
+  sl_buf_init(&out);
+  if (!p->merge((const uint8_t *)key, klen, (const uint8_t *)existing, elen, ops, oplens, n, &out)) {
+    sl_buf_free(&out);
+    return NULL;
+  }
+  *taken = true;
+  if (!out.data) sl_buf_reserve(&out, 1);
+  *outlen = out.len;
+  *success = 1;
+  return (char *)out.data;
+}
+
+static char *full_merge(void *st, const char *key, size_t klen, const char *existing, size_t elen,
+                        const char *const *ops, const size_t *oplens, int n, unsigned char *success, size_t *outlen) {
+  bool taken;
+  char *r = custom_merge(st, key, klen, existing, elen, ops, oplens, n, success, outlen, &taken);
+  if (taken) return r;
+  return pick(st, existing, elen, ops, oplens, n, success, outlen);
+}
+
+static char *partial_merge(void *st, const char *key, size_t klen, const char *const *ops, const size_t *oplens,
+                           int n, unsigned char *success, size_t *outlen) {
+  bool taken;
+  char *r = custom_merge(st, key, klen, NULL, 0, ops, oplens, n, success, outlen, &taken);
+  if (taken) return r;
+  return pick(st, NULL, 0, ops, oplens, n, success, outlen);
+}
+
+static void merge_free(void *st, const char *v, size_t len) {
+  (void)st, (void)len;
+  free((void *)v);
+}
+
+static void no_destroy(void *st) { (void)st; }
+static const char *merge_name(void *st) {
+  (void)st;
+  return "sluice.lww";
+}
+static const char *filter_name(void *st) {
+  (void)st;
+  return "sluice.purge";
+}
+
+static unsigned char filter(void *st, int level, const char *key, size_t klen, const char *val, size_t vlen,
+                            char **new_val, size_t *new_len, unsigned char *changed) {
+  (void)level, (void)new_val, (void)new_len;
+  *changed = 0;
+  const sl_kv_policy_t *p = st;
+  return p->purge((const uint8_t *)key, klen, (const uint8_t *)val, vlen, (int64_t)time(NULL));
+}
+
 int sl_kv_open(const char *dir, bool sync, sl_kv_t **out, char *err, size_t errlen) {
+  return sl_kv_open_policy(dir, sync, NULL, out, err, errlen);
+}
+
+int sl_kv_open_policy(const char *dir, bool sync, const sl_kv_policy_t *policy, sl_kv_t **out, char *err,
+                      size_t errlen) {
   sl_kv_t *kv = calloc(1, sizeof *kv);
   if (!kv) return -ENOMEM;
   kv->opts = rocksdb_options_create();
+  if (policy && policy->wins) {
+    kv->merge = rocksdb_mergeoperator_create((void *)policy, no_destroy, full_merge, partial_merge, merge_free,
+                                             merge_name);
+    rocksdb_options_set_merge_operator(kv->opts, kv->merge);
+  }
+  if (policy && policy->purge) {
+    kv->filter = rocksdb_compactionfilter_create((void *)policy, no_destroy, filter, filter_name);
+    rocksdb_options_set_compaction_filter(kv->opts, kv->filter);
+  }
   rocksdb_options_set_create_if_missing(kv->opts, 1);
   rocksdb_options_set_compression(kv->opts, rocksdb_lz4_compression);
   rocksdb_options_set_max_background_jobs(kv->opts, 2);
   rocksdb_options_set_keep_log_file_num(kv->opts, 3);
+  /* Ingest-heavy time series: bigger memtables (fewer flushes and L0 files), bloom filters so point reads and
+   * row-existence checks skip files, and a block cache shared by data, index and filter blocks. */
+  rocksdb_options_set_write_buffer_size(kv->opts, 64u << 20);
+  rocksdb_options_set_max_write_buffer_number(kv->opts, 4);
+  rocksdb_options_set_level0_file_num_compaction_trigger(kv->opts, 8);
+  rocksdb_options_set_target_file_size_base(kv->opts, 64u << 20);
+  rocksdb_options_set_max_bytes_for_level_base(kv->opts, 512u << 20);
+  kv->bbto = rocksdb_block_based_options_create();
+  kv->filter_policy = rocksdb_filterpolicy_create_bloom_full(10);
+  rocksdb_block_based_options_set_filter_policy(kv->bbto, kv->filter_policy);
+  kv->cache = rocksdb_cache_create_lru(64u << 20);
+  rocksdb_block_based_options_set_block_cache(kv->bbto, kv->cache);
+  rocksdb_block_based_options_set_block_size(kv->bbto, 16u << 10);
+  rocksdb_block_based_options_set_cache_index_and_filter_blocks(kv->bbto, 1);
+  rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(kv->bbto, 1);
+  rocksdb_options_set_block_based_table_factory(kv->opts, kv->bbto);
   char *e = NULL;
   kv->db = rocksdb_open(kv->opts, dir, &e);
   if (e) {
     snprintf(err, errlen, "%s", e);
     rocksdb_free(e);
     rocksdb_options_destroy(kv->opts);
+    rocksdb_block_based_options_destroy(kv->bbto);
+    rocksdb_cache_destroy(kv->cache);
+    if (kv->filter) rocksdb_compactionfilter_destroy(kv->filter);
     free(kv);
     return -EIO;
   }
@@ -56,7 +176,24 @@ void sl_kv_close(sl_kv_t *kv) {
   rocksdb_writeoptions_destroy(kv->wopts);
   rocksdb_readoptions_destroy(kv->ropts);
   rocksdb_options_destroy(kv->opts);
+  rocksdb_block_based_options_destroy(kv->bbto);
+  rocksdb_cache_destroy(kv->cache);
+  /* the options own the merge operator (a shared_ptr inside); the compaction filter is only borrowed */
+  if (kv->filter) rocksdb_compactionfilter_destroy(kv->filter);
   free(kv);
+}
+
+/* Two forced passes: keys written as merges become plain values in the first, and only plain values go through
+ * the compaction filter (RocksDB filters merge operands separately, which the C API leaves at "keep"). */
+void sl_kv_compact(sl_kv_t *kv) {
+  rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+  rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
+  for (int pass = 0; pass < 2; pass++) rocksdb_compact_range_opt(kv->db, co, NULL, 0, NULL, 0);
+  rocksdb_compactoptions_destroy(co);
+}
+
+void sl_kv_batch_merge(sl_kv_batch_t *b, const void *k, size_t klen, const void *v, size_t vlen) {
+  rocksdb_writebatch_merge(b->wb, k, klen, v, vlen);
 }
 
 int sl_kv_get(sl_kv_t *kv, const void *key, size_t klen, sl_buf_t *val) {

@@ -14,8 +14,28 @@ typedef struct sl_kv sl_kv_t;
 typedef struct sl_kv_batch sl_kv_batch_t;
 typedef struct sl_kv_iter sl_kv_iter_t;
 
+/* Policies the layer above gives RocksDB, both called on RocksDB's own threads (so they must be thread-safe):
+ *  - wins(a, b): of two versions of one key written with sl_kv_batch_merge, does a (the newer write) win over b?
+ *    Merges replace read-before-write: the winner is picked when RocksDB reads or compacts the key.
+ *  - purge(key, value, now): during compaction, may this record be dropped (RocksDB turns the drop into a
+ *    deletion, so older versions of the key below stay hidden)? */
+typedef struct {
+  bool (*wins)(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+  bool (*purge)(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, int64_t now_s);
+  /* Optional, key-aware merge for values that are not picked whole (e.g. a row of cells merged cell by cell):
+   * combines existing (NULL: none) and the operands (in write order) into out and returns true, or returns false
+   * to leave the key to wins(). */
+  bool (*merge)(const uint8_t *key, size_t klen, const uint8_t *existing, size_t elen, const char *const *ops,
+                const size_t *oplens, int n, sl_buf_t *out);
+} sl_kv_policy_t;
+
 /* Opens (creating) the database in dir. On failure returns -EIO and writes RocksDB's message into err. */
 int sl_kv_open(const char *dir, bool sync, sl_kv_t **out, char *err, size_t errlen);
+/* The same with merge and compaction policies (policy must outlive the database). */
+int sl_kv_open_policy(const char *dir, bool sync, const sl_kv_policy_t *policy, sl_kv_t **out, char *err,
+                      size_t errlen);
+/* Compacts the whole key space now (tests; an operator command). */
+void sl_kv_compact(sl_kv_t *kv);
 void sl_kv_close(sl_kv_t *kv);
 /* Returns 1 and appends the value to val if found, 0 if absent, -EIO on error. */
 int sl_kv_get(sl_kv_t *kv, const void *key, size_t klen, sl_buf_t *val);
@@ -23,6 +43,8 @@ int sl_kv_get(sl_kv_t *kv, const void *key, size_t klen, sl_buf_t *val);
 sl_kv_batch_t *sl_kv_batch_new(void);
 void sl_kv_batch_put(sl_kv_batch_t *b, const void *k, size_t klen, const void *v, size_t vlen);
 void sl_kv_batch_delete(sl_kv_batch_t *b, const void *k, size_t klen);
+/* A version of k resolved against the others by the policy's wins() (needs sl_kv_open_policy). */
+void sl_kv_batch_merge(sl_kv_batch_t *b, const void *k, size_t klen, const void *v, size_t vlen);
 void sl_kv_batch_delete_range(sl_kv_batch_t *b, const void *from, size_t flen, const void *to, size_t tlen);
 size_t sl_kv_batch_count(const sl_kv_batch_t *b);
 /* Applies atomically; returns 0 or -EIO (message logged). */

@@ -2,6 +2,8 @@
 #include "store/rows.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cql/murmur3.h"
@@ -93,60 +95,212 @@ static bool cell_wins(const cell_t *a, const cell_t *b) {
   return a->len > b->len;
 }
 
-static int put_cell(sl_kv_t *kv, sl_kv_batch_t *b, sl_buf_t *key, size_t prefix_len, uint16_t col, const cell_t *c) {
-  key->len = prefix_len;
-  sl_buf_put_be16(key, col);
-  sl_buf_t old;
-  sl_buf_init(&old);
-  int rc = sl_kv_get(kv, key->data, key->len, &old);
-  if (rc < 0) {
-    sl_buf_free(&old);
-    return rc;
-  }
-  cell_t oc;
-  bool write = rc == 0 || !cell_parse(old.data, old.len, &oc) || cell_wins(c, &oc);
-  sl_buf_free(&old);
-  if (!write) return 0;
-  sl_buf_t val;
-  sl_buf_init(&val);
-  cell_encode(&val, c);
-  sl_kv_batch_put(b, key->data, key->len, val.data, val.len);
-  sl_buf_free(&val);
-  return 0;
+/* ---- packed rows: { column id u16 | cell length u32 | cell } sorted by column id ---- */
+
+typedef struct {
+  uint16_t col;
+  const uint8_t *p; /* the encoded cell */
+  uint32_t len;
+} packed_ent_t;
+
+/* Reads the next entry; false at the end or on a malformed record. */
+static bool packed_next(sl_reader_t *r, packed_ent_t *e) {
+  if (sl_reader_remaining(r) < 6) return false;
+  e->col = sl_read_be16(r);
+  e->len = sl_read_be32(r);
+  e->p = sl_read_bytes(r, e->len);
+  return !r->err;
 }
+
+static void packed_put(sl_buf_t *out, uint16_t col, const cell_t *c) {
+  size_t hdr = 1 + 8 + ((c->flags & (CELL_EXPIRING | CELL_TOMBSTONE)) ? 12 : 0);
+  sl_buf_put_be16(out, col);
+  sl_buf_put_be32(out, (uint32_t)(hdr + c->len));
+  cell_encode(out, c);
+}
+
+static bool is_packed_key(const uint8_t *key, size_t klen) {
+  return klen >= 1 + 4 + 8 + 2 + 1 && key[0] == SL_ROWS_DATA_PREFIX && sl_load_be16(key + klen - 2) == SL_ROWS_PACKED_COL;
+}
+
+static bool ent_wins(const packed_ent_t *a, const packed_ent_t *b) {
+  cell_t ca, cb;
+  if (!cell_parse(b->p, b->len, &cb)) return true;
+  if (!cell_parse(a->p, a->len, &ca)) return false;
+  return cell_wins(&ca, &cb);
+}
+
+/* Merges versions of a packed row (existing first, then operands in write order): per column the winning cell.
+ * Inputs are each sorted by column, so this is an n-way merge; a malformed input is skipped. */
+static bool policy_merge(const uint8_t *key, size_t klen, const uint8_t *existing, size_t elen,
+                         const char *const *ops, const size_t *oplens, int n, sl_buf_t *out) {
+  if (!is_packed_key(key, klen)) return false;
+  int nin = n + (existing ? 1 : 0);
+  sl_reader_t rs_small[8];
+  packed_ent_t cur_small[8];
+  bool live_small[8];
+  sl_reader_t *rs = rs_small;
+  packed_ent_t *cur = cur_small;
+  bool *live = live_small;
+  if (nin > 8) {
+    rs = malloc((size_t)nin * sizeof *rs);
+    cur = malloc((size_t)nin * sizeof *cur);
+    live = malloc((size_t)nin * sizeof *live);
+    if (!rs || !cur || !live) abort();
+  }
+  for (int i = 0; i < nin; i++) {
+    if (existing && i == 0) sl_reader_init(&rs[i], existing, elen);
+    else {
+      int o = i - (existing ? 1 : 0);
+      sl_reader_init(&rs[i], ops[o], oplens[o]);
+    }
+    live[i] = packed_next(&rs[i], &cur[i]);
+  }
+  for (;;) {
+    int min = -1;
+    for (int i = 0; i < nin; i++)
+      if (live[i] && (min < 0 || cur[i].col < cur[min].col)) min = i;
+    if (min < 0) break;
+    uint16_t col = cur[min].col;
+    packed_ent_t best = cur[min];
+    /* inputs are in write order: a later version must beat the best so far (same rule as single cells) */
+    for (int i = min + 1; i < nin; i++)
+      if (live[i] && cur[i].col == col && ent_wins(&cur[i], &best)) best = cur[i];
+    sl_buf_put_be16(out, col);
+    sl_buf_put_be32(out, best.len);
+    sl_buf_put(out, best.p, best.len);
+    for (int i = 0; i < nin; i++)
+      while (live[i] && cur[i].col == col) live[i] = packed_next(&rs[i], &cur[i]);
+  }
+  if (rs != rs_small) {
+    free(rs);
+    free(cur);
+    free(live);
+  }
+  return true;
+}
+
+static bool policy_wins(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+static bool policy_wins(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  cell_t ca, cb;
+  if (!cell_parse(b, blen, &cb)) return true;
+  if (!cell_parse(a, alen, &ca)) return false;
+  return cell_wins(&ca, &cb);
+}
+
+/* gc_grace_seconds per table id, read by compaction threads */
+static pthread_mutex_t grace_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  uint32_t id;
+  int64_t grace;
+} *graces;
+static size_t ngraces;
+
+void sl_rows_set_gc_grace(uint32_t table_id, int64_t seconds) {
+  pthread_mutex_lock(&grace_mu);
+  size_t i = 0;
+  while (i < ngraces && graces[i].id != table_id) i++;
+  if (i == ngraces) {
+    void *n = realloc(graces, (ngraces + 1) * sizeof *graces);
+    if (!n) abort();
+    graces = n;
+    ngraces++;
+  }
+  graces[i].id = table_id;
+  graces[i].grace = seconds;
+  pthread_mutex_unlock(&grace_mu);
+}
+
+static int64_t gc_grace_of(uint32_t table_id) {
+  int64_t g = 864000; /* Cassandra's default when the table is unknown here */
+  pthread_mutex_lock(&grace_mu);
+  for (size_t i = 0; i < ngraces; i++)
+    if (graces[i].id == table_id) g = graces[i].grace;
+  pthread_mutex_unlock(&grace_mu);
+  return g;
+}
+
+/* Expired cells and cell tombstones older than gc_grace_seconds go. Row, range and partition tombstones stay:
+ * they shadow other keys, which dropping them would bring back. */
+static bool policy_purge(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, int64_t now_s) {
+  if (klen < 1 + 4 + 8 + 2 + 1 || key[0] != SL_ROWS_DATA_PREFIX) return false;
+  uint16_t col = sl_load_be16(key + klen - 2);
+  if (col == SL_ROWS_TOMBSTONE_COL || col == SL_ROWS_RANGE_COL) return false;
+  if (col == SL_ROWS_PACKED_COL) { /* a packed row goes when every cell in it may go */
+    int64_t grace = gc_grace_of(sl_load_be32(key + 1));
+    sl_reader_t r;
+    sl_reader_init(&r, val, vlen);
+    packed_ent_t e;
+    bool any = false;
+    while (packed_next(&r, &e)) {
+      cell_t c;
+      if (!cell_parse(e.p, e.len, &c) || !(c.flags & (CELL_EXPIRING | CELL_TOMBSTONE)) || c.expiry + grace > now_s)
+        return false;
+      any = true;
+    }
+    return any && sl_reader_remaining(&r) == 0;
+  }
+  cell_t c;
+  if (!cell_parse(val, vlen, &c)) return false;
+  if (!(c.flags & (CELL_EXPIRING | CELL_TOMBSTONE))) return false;
+  return c.expiry + gc_grace_of(sl_load_be32(key + 1)) <= now_s;
+}
+
+const sl_kv_policy_t sl_rows_policy = {.wins = policy_wins, .purge = policy_purge, .merge = policy_merge};
 
 int sl_rows_write(sl_kv_t *kv, sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck,
                   bool row_marker, const sl_cell_write_t *cells, size_t n, int64_t ts, int32_t ttl, int64_t now_s) {
-  sl_buf_t key;
-  sl_buf_init(&key);
-  sl_rows_partition_prefix(&key, t, pk);
-  sl_buf_put_u8(&key, ck ? SL_ROWS_KIND_ROW : SL_ROWS_KIND_STATIC);
-  if (ck) sl_rows_put_clustering(&key, t, ck, t->nck);
-  size_t prefix = key.len;
-  int rc = 0;
+  (void)kv;
+  sl_buf_t hkey, hval;
+  sl_buf_init(&hkey);
+  sl_buf_init(&hval);
+  sl_rows_partition_prefix(&hkey, t, pk);
+  sl_buf_put_u8(&hkey, ck ? SL_ROWS_KIND_ROW : SL_ROWS_KIND_STATIC);
+  if (ck) sl_rows_put_clustering(&hkey, t, ck, t->nck);
+  sl_buf_put_be16(&hkey, SL_ROWS_PACKED_COL);
   cell_t c = {.ts = ts};
   if (ttl > 0) {
     c.flags = CELL_EXPIRING;
     c.ttl = ttl;
     c.expiry = now_s + ttl;
   }
-  if (row_marker && ck) rc = put_cell(kv, b, &key, prefix, SL_ROWS_MARKER_COL, &c);
-  for (size_t i = 0; i < n && rc == 0; i++) {
+  if (row_marker && ck) packed_put(&hval, SL_ROWS_MARKER_COL, &c);
+  /* cells sorted by column id (a handful: insertion order over indexes); on a repeated column the winner */
+  size_t idx_small[64];
+  size_t *idx = n <= 64 ? idx_small : malloc(n * sizeof *idx);
+  if (!idx) abort();
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t j = m;
+    while (j > 0 && cells[idx[j - 1]].col_id > cells[i].col_id) j--;
+    if (j > 0 && cells[idx[j - 1]].col_id == cells[i].col_id) {
+      idx[j - 1] = i; /* same column twice in one write: the later assignment */
+      continue;
+    }
+    memmove(idx + j + 1, idx + j, (m - j) * sizeof *idx);
+    idx[j] = i;
+    m++;
+  }
+  for (size_t k = 0; k < m; k++) {
+    const sl_cell_write_t *w = &cells[idx[k]];
     cell_t cc = c;
-    if (cells[i].tombstone) {
+    if (w->tombstone) {
       cc.flags = CELL_TOMBSTONE;
       cc.ttl = 0;
       cc.expiry = now_s;
       cc.v = NULL;
       cc.len = 0;
     } else {
-      cc.v = cells[i].v;
-      cc.len = cells[i].len;
+      cc.v = w->v;
+      cc.len = w->len;
     }
-    rc = put_cell(kv, b, &key, prefix, cells[i].col_id, &cc);
+    packed_put(&hval, w->col_id, &cc);
   }
-  sl_buf_free(&key);
-  return rc;
+  if (idx != idx_small) free(idx);
+  if (hval.len) sl_kv_batch_merge(b, hkey.data, hkey.len, hval.data, hval.len);
+  sl_buf_free(&hkey);
+  sl_buf_free(&hval);
+  return 0;
 }
 
 void sl_rows_delete(sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, int64_t ts,
@@ -163,7 +317,7 @@ void sl_rows_delete(sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk,
    * executor thread write in order, and the reader takes max(ts) anyway only if we keep it, so compare here. */
   cell_t c = {.flags = CELL_TOMBSTONE, .ts = ts, .expiry = now_s};
   cell_encode(&val, &c);
-  sl_kv_batch_put(b, key.data, key.len, val.data, val.len);
+  sl_kv_batch_merge(b, key.data, key.len, val.data, val.len); /* the newest tombstone wins */
   sl_buf_free(&key);
   sl_buf_free(&val);
 }
@@ -193,12 +347,36 @@ typedef struct {
   int32_t *ttl;
   int64_t row_tombstone, marker_ts;
   bool have_row, row_live;
+  int64_t row_rt;           /* newest range tombstone covering the current row (INT64_MIN: none) */
+  /* range tombstones of the current partition */
+  sl_rows_range_t *rts;
+  size_t nrts, caprts;
+  const uint8_t *lower;     /* the scan's lower bound (to tell whether a partition's header was skipped) */
+  size_t llen;
+  sl_kv_t *kv;
 } scan_t;
 
 static int col_index_by_id(const sl_table_t *t, uint16_t id) {
   for (size_t i = t->npk + t->nck; i < t->ncols; i++)
     if (t->cols[i].id == id) return (int)i;
   return -1;
+}
+
+/* Is the clustering encoding rk (a full row's) inside the range? */
+static bool range_covers(const sl_rows_range_t *r, const uint8_t *rk, size_t rklen) {
+  if (r->lolen) {
+    size_t n = rklen < r->lolen ? rklen : r->lolen;
+    int c = memcmp(rk, r->lo, n);
+    if (c == 0 && rklen < r->lolen) c = -1;
+    if (c < 0 || (c == 0 && !r->lo_incl)) return false;
+  }
+  if (r->hilen) {
+    size_t n = rklen < r->hilen ? rklen : r->hilen;
+    int c = memcmp(rk, r->hi, n);
+    if (c == 0 && rklen < r->hilen) c = -1;
+    if (c > 0 || (c == 0 && !r->hi_incl)) return false;
+  }
+  return true;
 }
 
 static void row_reset(scan_t *s) {
@@ -210,6 +388,7 @@ static void row_reset(scan_t *s) {
   s->marker_ts = INT64_MIN;
   s->row_live = false;
   s->have_row = false;
+  s->row_rt = INT64_MIN;
 }
 
 static int emit(scan_t *s, const sl_slice_t *ck_vals) {
@@ -307,75 +486,153 @@ static int start_partition(scan_t *s, const uint8_t *key, size_t klen, size_t *p
   s->part_tombstone = INT64_MIN;
   s->statics = NULL;
   s->emitted_row = false;
+  s->nrts = 0;
+  return 0;
+}
+
+static int scan_one(scan_t *s, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
+
+/* A scan that starts inside a partition (a clustering slice, a page resumed mid-partition) has skipped the
+ * partition's header: its partition and range tombstones and its static row. Read them first. */
+static int load_header(scan_t *s) {
+  sl_buf_t lo, hi;
+  sl_buf_init(&lo);
+  sl_buf_init(&hi);
+  sl_buf_put(&lo, s->part.data, s->part.len);
+  sl_buf_put(&hi, s->part.data, s->part.len);
+  sl_buf_put_u8(&lo, SL_ROWS_KIND_PARTITION);
+  sl_buf_put_u8(&hi, SL_ROWS_KIND_ROW);
+  sl_kv_iter_t *it = sl_kv_iter_new(s->kv, lo.data, lo.len, hi.data, hi.len);
+  int rc = 0;
+  for (; sl_kv_iter_valid(it) && rc == 0; sl_kv_iter_next(it)) {
+    size_t kl, vl;
+    const uint8_t *k = sl_kv_iter_key(it, &kl);
+    const uint8_t *v = sl_kv_iter_value(it, &vl);
+    rc = scan_one(s, k, kl, v, vl);
+  }
+  if (rc == 0) rc = sl_kv_iter_status(it);
+  if (rc == 0) rc = flush_row(s);
+  sl_kv_iter_free(it);
+  sl_buf_free(&lo);
+  sl_buf_free(&hi);
+  return rc;
+}
+
+/* One live-or-dead cell of the current row. owned: c->v already lives in the arena. */
+static void apply_cell(scan_t *s, uint16_t col, const cell_t *c, bool owned) {
+  if (c->ts <= s->part_tombstone || c->ts <= s->row_rt || c->ts <= s->row_tombstone) return;
+  if (c->flags & CELL_TOMBSTONE) return;
+  if ((c->flags & CELL_EXPIRING) && c->expiry <= s->now_s) return;
+  if (col == SL_ROWS_MARKER_COL) {
+    if (c->ts > s->marker_ts) s->marker_ts = c->ts;
+    s->row_live = true;
+    return;
+  }
+  int ci = col_index_by_id(s->t, col);
+  if (ci < 0) return; /* a dropped column */
+  if (s->ts[ci] != INT64_MIN && s->ts[ci] > c->ts) return; /* an unpacked cell and a packed one: the newer */
+  s->vals[ci].ptr = owned ? c->v : sl_arena_memdup(s->a, c->v, c->len ? c->len : 1);
+  if (!s->vals[ci].ptr) s->vals[ci].ptr = (const uint8_t *)""; /* a present empty value is not null */
+  s->vals[ci].len = c->len;
+  s->ts[ci] = c->ts;
+  s->ttl[ci] = (c->flags & CELL_EXPIRING) ? (int32_t)(c->expiry - s->now_s) : 0;
+  s->row_live = true;
+}
+
+static int scan_one(scan_t *s, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen) {
+  int rc;
+  if (klen < 1 + 4 + 8 + 2 + 1) return 0;
+  /* same partition? */
+  if (!s->pk || klen < s->part.len + 3 || memcmp(key, s->part.data, s->part.len) != 0) {
+    if ((rc = flush_partition(s)) != 0) return rc;
+    size_t plen;
+    if ((rc = start_partition(s, key, klen, &plen)) != 0) return rc;
+    if (key[plen] != SL_ROWS_KIND_PARTITION && s->llen > plen && memcmp(s->lower, key, plen) == 0 &&
+        (rc = load_header(s)) != 0)
+      return rc;
+  }
+  /* same row? */
+  size_t rowlen = klen - 2;
+  if (!s->have_row || rowlen != s->row.len || memcmp(key, s->row.data, rowlen) != 0) {
+    if ((rc = flush_row(s)) != 0) return rc;
+    s->row.len = 0;
+    sl_buf_put(&s->row, key, rowlen);
+    s->row_kind = key[s->part.len];
+    row_reset(s);
+    s->have_row = true;
+    if (s->row_kind == SL_ROWS_KIND_ROW)
+      for (size_t i = 0; i < s->nrts; i++)
+        if (s->rts[i].ts > s->row_rt &&
+            range_covers(&s->rts[i], key + s->part.len + 1, rowlen - s->part.len - 1))
+          s->row_rt = s->rts[i].ts;
+  }
+  uint16_t col = sl_load_be16(key + klen - 2);
+  if (col == SL_ROWS_PACKED_COL && s->row_kind != SL_ROWS_KIND_PARTITION) {
+    /* one copy of the record into the arena; the row's values point into it */
+    const uint8_t *own = sl_arena_memdup(s->a, val, vlen ? vlen : 1);
+    sl_reader_t r;
+    sl_reader_init(&r, own, vlen);
+    packed_ent_t e;
+    while (packed_next(&r, &e)) {
+      cell_t c;
+      if (cell_parse(e.p, e.len, &c)) apply_cell(s, e.col, &c, true);
+    }
+    return 0;
+  }
+  cell_t c;
+  if (!cell_parse(val, vlen, &c)) return 0;
+  if (s->row_kind == SL_ROWS_KIND_PARTITION) {
+    if (col == SL_ROWS_TOMBSTONE_COL && c.ts > s->part_tombstone) s->part_tombstone = c.ts;
+    if (col == SL_ROWS_RANGE_COL) {
+      sl_rows_range_t r;
+      if (sl_rows_range_decode(c.v, c.len, &r) != 0) return 0;
+      r.ts = c.ts;
+      if (s->nrts == s->caprts) {
+        size_t cap = s->caprts ? s->caprts * 2 : 4;
+        sl_rows_range_t *n = sl_arena_alloc(s->a, cap * sizeof *n);
+        if (s->nrts) memcpy(n, s->rts, s->nrts * sizeof *n);
+        s->rts = n;
+        s->caprts = cap;
+      }
+      r.lo = sl_arena_memdup(s->a, r.lo, r.lolen ? r.lolen : 1);
+      r.hi = sl_arena_memdup(s->a, r.hi, r.hilen ? r.hilen : 1);
+      s->rts[s->nrts++] = r;
+    }
+    return 0;
+  }
+  if (col == SL_ROWS_TOMBSTONE_COL) {
+    /* row tombstones sort last in their row: cells seen so far that it shadows die now */
+    s->row_tombstone = c.ts;
+    if (s->marker_ts <= c.ts) s->marker_ts = INT64_MIN;
+    s->row_live = s->marker_ts != INT64_MIN;
+    for (size_t i = 0; i < s->ncols; i++) {
+      if (s->ts[i] != INT64_MIN && s->ts[i] <= c.ts) {
+        s->vals[i].ptr = NULL;
+        s->vals[i].len = 0;
+        s->ts[i] = INT64_MIN;
+        s->ttl[i] = 0;
+      }
+      if (s->ts[i] != INT64_MIN) s->row_live = true;
+    }
+    return 0;
+  }
+  apply_cell(s, col, &c, false);
   return 0;
 }
 
 int sl_rows_scan(sl_kv_t *kv, const sl_table_t *t, const uint8_t *lower, size_t llen, const uint8_t *upper,
                  size_t ulen, int64_t now_s, sl_arena_t *a, sl_row_cb cb, void *arg) {
-  scan_t s = {.t = t, .a = a, .now_s = now_s, .cb = cb, .arg = arg, .ncols = t->ncols};
+  scan_t s = {.t = t, .a = a, .now_s = now_s, .cb = cb, .arg = arg, .ncols = t->ncols, .lower = lower, .llen = llen,
+              .kv = kv};
   sl_buf_init(&s.part);
   sl_buf_init(&s.row);
   sl_kv_iter_t *it = sl_kv_iter_new(kv, lower, llen, upper, ulen);
   int rc = 0;
-  for (; sl_kv_iter_valid(it); sl_kv_iter_next(it)) {
+  for (; sl_kv_iter_valid(it) && rc == 0; sl_kv_iter_next(it)) {
     size_t klen, vlen;
     const uint8_t *key = sl_kv_iter_key(it, &klen);
     const uint8_t *val = sl_kv_iter_value(it, &vlen);
-    if (klen < 1 + 4 + 8 + 2 + 1) continue;
-    /* same partition? */
-    if (!s.pk || klen < s.part.len + 3 || memcmp(key, s.part.data, s.part.len) != 0) {
-      if ((rc = flush_partition(&s)) != 0) break;
-      size_t plen;
-      if ((rc = start_partition(&s, key, klen, &plen)) != 0) break;
-    }
-    /* same row? */
-    size_t rowlen = klen - 2;
-    if (!s.have_row || rowlen != s.row.len || memcmp(key, s.row.data, rowlen) != 0) {
-      if ((rc = flush_row(&s)) != 0) break;
-      s.row.len = 0;
-      sl_buf_put(&s.row, key, rowlen);
-      s.row_kind = key[s.part.len];
-      row_reset(&s);
-      s.have_row = true;
-    }
-    uint16_t col = sl_load_be16(key + klen - 2);
-    cell_t c;
-    if (!cell_parse(val, vlen, &c)) continue;
-    if (s.row_kind == SL_ROWS_KIND_PARTITION) {
-      if (col == SL_ROWS_TOMBSTONE_COL && c.ts > s.part_tombstone) s.part_tombstone = c.ts;
-      continue;
-    }
-    if (col == SL_ROWS_TOMBSTONE_COL) {
-      /* row tombstones sort last in their row: cells seen so far that it shadows die now */
-      s.row_tombstone = c.ts;
-      if (s.marker_ts <= c.ts) s.marker_ts = INT64_MIN;
-      s.row_live = s.marker_ts != INT64_MIN;
-      for (size_t i = 0; i < s.ncols; i++) {
-        if (s.ts[i] != INT64_MIN && s.ts[i] <= c.ts) {
-          s.vals[i].ptr = NULL;
-          s.vals[i].len = 0;
-          s.ts[i] = INT64_MIN;
-          s.ttl[i] = 0;
-        }
-        if (s.ts[i] != INT64_MIN) s.row_live = true;
-      }
-      continue;
-    }
-    if (c.ts <= s.part_tombstone) continue;
-    if (c.flags & CELL_TOMBSTONE) continue;
-    if ((c.flags & CELL_EXPIRING) && c.expiry <= now_s) continue;
-    if (col == SL_ROWS_MARKER_COL) {
-      s.marker_ts = c.ts;
-      s.row_live = true;
-      continue;
-    }
-    int ci = col_index_by_id(t, col);
-    if (ci < 0) continue; /* a dropped column */
-    s.vals[ci].ptr = sl_arena_memdup(a, c.v, c.len ? c.len : 1);
-    s.vals[ci].len = c.len;
-    s.ts[ci] = c.ts;
-    s.ttl[ci] = (c.flags & CELL_EXPIRING) ? (int32_t)(c.expiry - now_s) : 0;
-    s.row_live = true;
+    rc = scan_one(&s, key, klen, val, vlen);
   }
   if (rc == 0) rc = sl_kv_iter_status(it);
   if (rc == 0) rc = flush_partition(&s);
@@ -384,4 +641,47 @@ int sl_rows_scan(sl_kv_t *kv, const sl_table_t *t, const uint8_t *lower, size_t 
   sl_buf_free(&s.part);
   sl_buf_free(&s.row);
   return rc;
+}
+
+/* ---- range tombstones ---- */
+
+int sl_rows_range_decode(const uint8_t *p, size_t len, sl_rows_range_t *r) {
+  sl_reader_t rd;
+  sl_reader_init(&rd, p, len);
+  uint8_t flags = sl_read_u8(&rd);
+  r->lolen = sl_read_be16(&rd);
+  r->lo = sl_read_bytes(&rd, r->lolen);
+  r->hilen = sl_read_be16(&rd);
+  r->hi = sl_read_bytes(&rd, r->hilen);
+  if (rd.err) return -EINVAL;
+  r->lo_incl = flags & 1;
+  r->hi_incl = (flags & 2) != 0;
+  return 0;
+}
+
+void sl_rows_delete_range(sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk, const sl_rows_range_t *r,
+                          int64_t ts, int64_t now_s) {
+  sl_buf_t payload, key, val;
+  sl_buf_init(&payload);
+  sl_buf_init(&key);
+  sl_buf_init(&val);
+  sl_buf_put_u8(&payload, (uint8_t)((r->lo_incl ? 1 : 0) | (r->hi_incl ? 2 : 0)));
+  sl_buf_put_be16(&payload, (uint16_t)r->lolen);
+  sl_buf_put(&payload, r->lo, r->lolen);
+  sl_buf_put_be16(&payload, (uint16_t)r->hilen);
+  sl_buf_put(&payload, r->hi, r->hilen);
+  /* one record per distinct range: a repeated delete of the same range replaces it */
+  uint64_t h[2];
+  sl_cql_murmur3_128(payload.data, payload.len, 0, h);
+  sl_rows_partition_prefix(&key, t, pk);
+  sl_buf_put_u8(&key, SL_ROWS_KIND_PARTITION);
+  sl_buf_put_u8(&key, 0x01);
+  sl_buf_put_be64(&key, h[0]);
+  sl_buf_put_be16(&key, SL_ROWS_RANGE_COL);
+  cell_t c = {.flags = CELL_TOMBSTONE, .ts = ts, .expiry = now_s, .v = payload.data, .len = payload.len};
+  cell_encode(&val, &c);
+  sl_kv_batch_merge(b, key.data, key.len, val.data, val.len);
+  sl_buf_free(&payload);
+  sl_buf_free(&key);
+  sl_buf_free(&val);
 }

@@ -9,6 +9,16 @@
  *   kind 0x01: the static row
  *   kind 0x02: a clustering row; column 0 = row marker (INSERT liveness), 0xFFFF = row tombstone
  *
+ * Regular and static cells of a row (and the row marker) are written as one record per write under column id
+ * 0xFFFD (SL_ROWS_PACKED_COL): a "packed row" of cells sorted by column id,
+ *
+ *   repeated { column id u16 | cell length u32 | cell }
+ *
+ * each cell keeping its own timestamp and TTL. Versions of a packed row are merged cell by cell with the same
+ * last-write-wins rule (the RocksDB merge operator, on read and compaction), so an INSERT of five columns costs
+ * one RocksDB entry instead of six. Keys with other column ids (one cell each) are still read, for data written
+ * before packing.
+ *
  * Cell value: flags u8 (0x01 tombstone, 0x02 expiring) | write time i64 µs | [ttl i32 | expiry i64 s] | bytes.
  * A tombstone's expiry slot holds its local deletion time (for the equal-timestamp tie-break). */
 #ifndef SL_STORE_ROWS_H
@@ -25,7 +35,14 @@
 #define SL_ROWS_DATA_PREFIX 'D'
 #define SL_ROWS_MARKER_COL 0
 #define SL_ROWS_TOMBSTONE_COL 0xFFFF
+#define SL_ROWS_PACKED_COL 0xFFFD
 enum { SL_ROWS_KIND_PARTITION = 0, SL_ROWS_KIND_STATIC = 1, SL_ROWS_KIND_ROW = 2 };
+
+/* The RocksDB policies of the row layer: per-cell last-write-wins merges and the gc_grace purge. Open the
+ * database with it (sl_kv_open_policy). */
+extern const sl_kv_policy_t sl_rows_policy;
+/* Tells the purge a table's gc_grace_seconds (thread-safe; compaction threads read it). */
+void sl_rows_set_gc_grace(uint32_t table_id, int64_t seconds);
 
 /* The token of a partition key (Murmur3 over the routing key: one component as is, several composed). */
 int64_t sl_rows_token(const sl_table_t *t, const sl_slice_t *pk);
@@ -50,6 +67,21 @@ int sl_rows_write(sl_kv_t *kv, sl_kv_batch_t *b, const sl_table_t *t, const sl_s
 /* A row or partition tombstone at ts (ck NULL: the whole partition). */
 void sl_rows_delete(sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, int64_t ts,
                     int64_t now_s);
+
+/* A clustering range tombstone: rows whose clustering encoding (as in the key) lies between lo and hi (both
+ * encoded clustering prefixes in key byte order; length 0 = unbounded) lose every cell written at or before ts.
+ * Stored as a partition-level record (kind 0x00, column SL_ROWS_RANGE_COL). */
+#define SL_ROWS_RANGE_COL 0xFFFE
+typedef struct {
+  const uint8_t *lo, *hi;
+  size_t lolen, hilen;
+  bool lo_incl, hi_incl;
+  int64_t ts;
+} sl_rows_range_t;
+
+void sl_rows_delete_range(sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk, const sl_rows_range_t *r,
+                          int64_t ts, int64_t now_s);
+int sl_rows_range_decode(const uint8_t *p, size_t len, sl_rows_range_t *r);
 
 typedef struct {
   sl_slice_t *vals; /* per table column; ptr NULL = null */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <errno.h>
 #include <unistd.h>
 
@@ -245,7 +246,7 @@ static void test_rows_lww_ttl_tombstones(void **state) {
   assert_non_null(mkdtemp(dir));
   sl_kv_t *kv;
   char err[256];
-  assert_int_equal(sl_kv_open(dir, false, &kv, err, sizeof err), 0);
+  assert_int_equal(sl_kv_open_policy(dir, false, &sl_rows_policy, &kv, err, sizeof err), 0);
   sl_table_t *t = make_table();
   int64_t now = 1000000;
   assert_int_equal(write_v(kv, t, 1, "b", 100, 0, now), 0);
@@ -304,12 +305,60 @@ static void test_rows_lww_ttl_tombstones(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+static size_t raw_count(sl_kv_t *kv, uint32_t table_id) {
+  sl_buf_t lo, hi;
+  sl_buf_init(&lo);
+  sl_buf_init(&hi);
+  sl_rows_table_prefix(&lo, table_id);
+  sl_rows_table_prefix(&hi, table_id);
+  sl_kv_prefix_successor(&hi);
+  size_t n = 0;
+  sl_kv_iter_t *it = sl_kv_iter_new(kv, lo.data, lo.len, hi.data, hi.len);
+  for (; sl_kv_iter_valid(it); sl_kv_iter_next(it)) n++;
+  sl_kv_iter_free(it);
+  sl_buf_free(&lo);
+  sl_buf_free(&hi);
+  return n;
+}
+
+/* Expired cells are purged by compaction once older than gc_grace_seconds; last-write-wins survives compaction. */
+static void test_rows_compaction_purge(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sluice-test-purge-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  sl_kv_t *kv;
+  char err[256];
+  assert_int_equal(sl_kv_open_policy(dir, false, &sl_rows_policy, &kv, err, sizeof err), 0);
+  sl_table_t *t = make_table();
+  int64_t now = (int64_t)time(NULL) - 100;
+  sl_rows_set_gc_grace(t->id, 50);
+  assert_int_equal(write_v(kv, t, 1, "b", 100, 0, now), 0);
+  assert_int_equal(write_v(kv, t, 1, "a", 50, 0, now), 0);  /* older: loses */
+  assert_int_equal(write_v(kv, t, 2, "x", 100, 10, now), 0); /* expired 90 s ago: past gc_grace 50 */
+  assert_int_equal(write_v(kv, t, 3, "y", 100, 80, now), 0); /* expired 20 s ago: within gc_grace */
+  assert_int_equal(raw_count(kv, t->id), 3);                 /* one packed record (marker + cell) per row */
+  sl_kv_compact(kv);
+  assert_int_equal(raw_count(kv, t->id), 2);
+  collected_t c = scan_all(kv, t, now + 100);
+  assert_int_equal(c.n, 1);
+  assert_string_equal(c.v[0], "b");
+  sl_rows_set_gc_grace(t->id, 0);
+  sl_kv_compact(kv);
+  assert_int_equal(raw_count(kv, t->id), 1);
+  sl_table_free(t);
+  sl_kv_close(kv);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parser),
       cmocka_unit_test(test_keycodec_order),
       cmocka_unit_test(test_schema_roundtrip),
       cmocka_unit_test(test_rows_lww_ttl_tombstones),
+      cmocka_unit_test(test_rows_compaction_purge),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
