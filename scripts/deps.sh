@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
-  libuv1-dev libyaml-dev zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libcmocka-dev librocksdb-dev
+  libuv1-dev libyaml-dev zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libcmocka-dev librocksdb-dev libssl-dev
   librdkafka-dev libjansson-dev libssl-dev
   # real clients for the compatibility tests
   librdkafka-dev kcat python3 python3-pytest python3-confluent-kafka python3-kafka

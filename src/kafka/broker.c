@@ -56,6 +56,9 @@ const sl_config_field_t sl_broker_config_fields[] = {
       "smallest session timeout a consumer may ask for"),
     F("broker.group_max_session_timeout_ms", SL_CONFIG_INT, group_max_session_timeout_ms, "1800000", 1, INT32_MAX,
       "largest session timeout a consumer may ask for"),
+    F("broker.sasl_mechanisms", SL_CONFIG_STRING, sasl_mechanisms, "", 0, 0,
+      "SASL mechanisms clients must authenticate with: PLAIN, SCRAM-SHA-256 (empty: none)"),
+    F("broker.sasl_users", SL_CONFIG_STRING, sasl_users, "", 0, 0, "SASL users as user:password,user:password"),
 };
 #undef F
 const size_t sl_broker_config_field_count = sizeof sl_broker_config_fields / sizeof sl_broker_config_fields[0];
@@ -158,6 +161,19 @@ int sl_broker_start(uv_loop_t *loop, const sl_broker_config_t *cfg, sl_broker_t 
   b->log_cfg.retention_bytes = cfg->retention_bytes;
   b->log_cfg.index_interval_bytes = (uint32_t)cfg->index_interval_bytes;
 
+  if (cfg->sasl_mechanisms && cfg->sasl_mechanisms[0]) {
+    const char *why = NULL;
+    if (!cfg->sasl_users || !cfg->sasl_users[0]) {
+      SL_ERROR("broker", "broker.sasl_mechanisms is set but broker.sasl_users is empty");
+      rc = -EINVAL;
+      goto fail;
+    }
+    if ((rc = sl_sasl_users_create(cfg->sasl_users, &b->sasl_users, &why)) != 0) {
+      SL_ERROR("broker", "broker.sasl_users: %s", why ? why : strerror(-rc));
+      goto fail;
+    }
+    SL_INFO("broker", "clients must authenticate with SASL (%s)", cfg->sasl_mechanisms);
+  }
   int64_t t0 = sl_monotonic_ms();
   if ((rc = sl_topics_open(cfg->data_dir, &b->log_cfg, &b->topics)) != 0) {
     SL_ERROR("broker", "cannot open the log in %s: %s", cfg->data_dir, strerror(-rc));
@@ -213,6 +229,7 @@ fail:
   if (b->producers) sl_producers_close(b->producers);
   if (b->flusher) sl_flusher_destroy(b->flusher);
   if (b->topics) sl_topics_close(b->topics);
+  sl_sasl_users_free(b->sasl_users);
   free(b);
   return rc;
 }
@@ -221,6 +238,7 @@ int sl_broker_port(const sl_broker_t *b) { return sl_tcp_server_port(b->server);
 
 static void free_broker_on_close(uv_handle_t *h) {
   sl_broker_t *b = h->data;
+  sl_sasl_users_free(b->sasl_users);
   free(b);
 }
 

@@ -28,6 +28,8 @@ typedef struct {
   int64_t group_initial_rebalance_delay_ms;
   int64_t group_min_session_timeout_ms;
   int64_t group_max_session_timeout_ms;
+  char *sasl_mechanisms; /* "PLAIN,SCRAM-SHA-256"; empty: no authentication */
+  char *sasl_users;      /* "user:password,..." */
 } sl_broker_config_t;
 
 extern const sl_config_field_t sl_broker_config_fields[];

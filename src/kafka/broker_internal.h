@@ -7,6 +7,7 @@
 
 #include "kafka/broker.h"
 #include "kafka/request.h"
+#include "kafka/sasl.h"
 #include "log/flusher.h"
 #include "log/topics.h"
 #include "net/tcp.h"
@@ -24,6 +25,7 @@ struct sl_broker {
   sl_group_coordinator_t *groups;
   sl_producer_registry_t *producers;
   sl_tcp_server_t *server;
+  sl_sasl_users_t *sasl_users; /* NULL when SASL is off: connections start authenticated */
   char listen_host[256];
   char advertised_host[256];
   int advertised_port;

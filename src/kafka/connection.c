@@ -5,7 +5,16 @@
  *
  * Kafka answers requests on one connection in the order they arrived, however long each takes (a parked Fetch
  * delays the responses behind it). Pipelined requests are processed at once; reading pauses while too many are
- * outstanding or too much is waiting to be written, so a slow or greedy client cannot grow our memory. */
+ * outstanding or too much is waiting to be written, so a slow or greedy client cannot grow our memory.
+ *
+ * Authentication, when broker.sasl_mechanisms is set (otherwise a connection starts AUTHENTICATED):
+ *
+ *   NEED_HANDSHAKE ──SaslHandshake v1: sl_kafka_conn_sasl_begin()──> KAFKA_TOKENS ──SaslAuthenticate ok──> AUTHENTICATED
+ *        │                                                                │ failed: answer 58, close
+ *        └──SaslHandshake v0 (kafka-python): sl_kafka_conn_sasl_begin()──> RAW_TOKENS ──raw frames: handle_raw_token()
+ *                                                                           ok: AUTHENTICATED; failed: close
+ * Before AUTHENTICATED only ApiVersions and the SASL requests of the current state are accepted; anything else closes
+ * the connection, as Kafka does. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,15 +24,20 @@
 #include "kafka/connection.h"
 #include "kafka/dispatch.h"
 #include "kafka/errors.h"
+#include "kafka/sasl.h"
 
 enum {
   MAX_OUTSTANDING_REQUESTS = 128,
   MAX_QUEUED_WRITE_BYTES = 64 * 1024 * 1024,
 };
 
+typedef enum { AUTH_NEED_HANDSHAKE, AUTH_KAFKA_TOKENS, AUTH_RAW_TOKENS, AUTH_AUTHENTICATED } auth_state_t;
+
 struct sl_kafka_conn {
   sl_tcp_conn_t *tcp;
   sl_broker_t *broker;
+  auth_state_t auth;
+  sl_sasl_session_t *sasl;
   sl_kafka_request_t *head, *tail; /* requests awaiting their response, oldest first */
   size_t outstanding;
   bool paused;
@@ -54,9 +68,64 @@ static void flush_responses(sl_kafka_conn_t *c) {
       sl_buf_patch_be32(&req->resp, 0, (uint32_t)(req->resp.len - 4));
       sl_tcp_conn_write(c->tcp, &req->resp);
     }
+    bool close_after = req->close_after;
     sl_kafka_request_free(req);
+    if (close_after) {
+      sl_tcp_conn_close_after_writes(c->tcp);
+      return;
+    }
   }
   maybe_resume(c);
+}
+
+bool sl_kafka_conn_sasl_expecting_handshake(const sl_kafka_conn_t *c) { return c->auth == AUTH_NEED_HANDSHAKE; }
+
+void sl_kafka_conn_sasl_begin(sl_kafka_conn_t *c, sl_sasl_session_t *session, bool raw_tokens) {
+  sl_sasl_session_free(c->sasl);
+  c->sasl = session;
+  c->auth = raw_tokens ? AUTH_RAW_TOKENS : AUTH_KAFKA_TOKENS;
+}
+
+sl_sasl_session_t *sl_kafka_conn_sasl_session(sl_kafka_conn_t *c) {
+  return c->auth == AUTH_KAFKA_TOKENS ? c->sasl : NULL;
+}
+
+void sl_kafka_conn_sasl_finish(sl_kafka_conn_t *c, bool authenticated) {
+  if (authenticated) c->auth = AUTH_AUTHENTICATED;
+  else c->auth = AUTH_NEED_HANDSHAKE; /* the connection closes after the failure answer anyway */
+}
+
+/* A raw SASL token after SaslHandshake v0: answered with a size-prefixed token and no Kafka header. */
+static int handle_raw_token(sl_kafka_conn_t *c, const uint8_t *token, size_t len) {
+  if (c->head) {
+    SL_WARN("kafka", "%s: raw SASL token while responses are pending; closing", sl_tcp_conn_peer(c->tcp));
+    return -1;
+  }
+  sl_buf_t out;
+  sl_buf_init(&out);
+  sl_buf_put_be32(&out, 0);
+  const char *reason = NULL;
+  sl_sasl_status_t st = sl_sasl_step(c->sasl, token, len, &out, &reason);
+  if (st == SL_SASL_FAILED) {
+    SL_WARN("kafka", "%s: SASL authentication failed: %s; closing", sl_tcp_conn_peer(c->tcp), reason);
+    sl_buf_free(&out);
+    return -1;
+  }
+  sl_buf_patch_be32(&out, 0, (uint32_t)(out.len - 4));
+  sl_tcp_conn_write(c->tcp, &out);
+  if (st == SL_SASL_DONE) {
+    SL_INFO("kafka", "%s: authenticated as '%s'", sl_tcp_conn_peer(c->tcp), sl_sasl_session_user(c->sasl));
+    c->auth = AUTH_AUTHENTICATED;
+  }
+  return 0;
+}
+
+/* Before authentication only ApiVersions and the SASL request the state expects may pass. */
+static bool allowed_before_auth(const sl_kafka_conn_t *c, int16_t api_key) {
+  if (api_key == KAFKA_API_API_VERSIONS) return true;
+  if (api_key == KAFKA_API_SASL_HANDSHAKE) return c->auth == AUTH_NEED_HANDSHAKE;
+  if (api_key == KAFKA_API_SASL_AUTHENTICATE) return c->auth == AUTH_KAFKA_TOKENS;
+  return false;
 }
 
 const char *sl_kafka_request_peer(const sl_kafka_request_t *req) {
@@ -135,8 +204,14 @@ sl_kafka_request_t *sl_kafka_request_parse(sl_broker_t *b, const char *peer, con
 /* Parses one frame into a request and runs its handler. Returns 0, or -1 to close the connection. */
 static int handle_frame(sl_kafka_conn_t *c, const uint8_t *frame, size_t len) {
   const sl_kafka_api_t *api;
+  if (c->auth == AUTH_RAW_TOKENS) return handle_raw_token(c, frame, len);
   sl_kafka_request_t *req = sl_kafka_request_parse(c->broker, sl_tcp_conn_peer(c->tcp), frame, len, &api);
   if (!req) return -1;
+  if (c->auth != AUTH_AUTHENTICATED && !allowed_before_auth(c, req->api_key)) {
+    SL_WARN("kafka", "%s: %s before SASL authentication; closing", sl_tcp_conn_peer(c->tcp), api->name);
+    sl_kafka_request_free(req);
+    return -1;
+  }
   req->conn = c;
   if (c->tail) c->tail->next = req;
   else c->head = req;
@@ -158,9 +233,12 @@ static ssize_t kafka_on_data(void *state, const uint8_t *data, size_t len) {
   size_t used = 0;
   while (!c->paused && len - used >= 4) {
     int32_t size = (int32_t)sl_load_be32(data + used);
-    if (size < 8 || size > c->broker->cfg->max_request_bytes) {
-      SL_WARN("kafka", "%s: request size %d is outside [8, %lld]; closing", sl_tcp_conn_peer(c->tcp), size,
-              (long long)c->broker->cfg->max_request_bytes);
+    /* raw SASL tokens have no header; they are small, so 64 KiB bounds them */
+    int32_t min = c->auth == AUTH_RAW_TOKENS ? 0 : 8;
+    int64_t max = c->auth == AUTH_RAW_TOKENS ? 65536 : c->broker->cfg->max_request_bytes;
+    if (size < min || size > max) {
+      SL_WARN("kafka", "%s: request size %d is outside [%d, %lld]; closing", sl_tcp_conn_peer(c->tcp), size, min,
+              (long long)max);
       return -1;
     }
     if (len - used - 4 < (size_t)size) break; /* wait for the rest of the frame */
@@ -182,6 +260,7 @@ static void *kafka_on_open(sl_tcp_conn_t *tcp, void *arg) {
   if (!c) return NULL;
   c->tcp = tcp;
   c->broker = b;
+  c->auth = b->sasl_users ? AUTH_NEED_HANDSHAKE : AUTH_AUTHENTICATED;
   SL_DEBUG("kafka", "connection from %s", sl_tcp_conn_peer(tcp));
   return c;
 }
@@ -197,6 +276,7 @@ static void kafka_on_close(void *state) {
     else req->conn = NULL;
     req = next;
   }
+  sl_sasl_session_free(c->sasl);
   free(c);
 }
 

@@ -13,4 +13,13 @@ sl_kafka_request_t *sl_kafka_request_parse(sl_broker_t *b, const char *peer, con
                                            const sl_kafka_api_t **api_out);
 void sl_kafka_request_free(sl_kafka_request_t *req);
 
+/* SASL state of a connection (diagram in connection.c), driven by the SaslHandshake/SaslAuthenticate handlers. */
+typedef struct sl_sasl_session sl_sasl_session_t;
+bool sl_kafka_conn_sasl_expecting_handshake(const sl_kafka_conn_t *c);
+/* Takes ownership of the session; raw_tokens after a v0 handshake. */
+void sl_kafka_conn_sasl_begin(sl_kafka_conn_t *c, sl_sasl_session_t *session, bool raw_tokens);
+/* The session SaslAuthenticate should step, or NULL when none is expected. */
+sl_sasl_session_t *sl_kafka_conn_sasl_session(sl_kafka_conn_t *c);
+void sl_kafka_conn_sasl_finish(sl_kafka_conn_t *c, bool authenticated);
+
 #endif

@@ -19,17 +19,20 @@ enum {
   KAFKA_API_LEAVE_GROUP = 13,
   KAFKA_API_SYNC_GROUP = 14,
   KAFKA_API_DESCRIBE_GROUPS = 15,
+  KAFKA_API_SASL_HANDSHAKE = 17,
   KAFKA_API_API_VERSIONS = 18,
   KAFKA_API_CREATE_TOPICS = 19,
   KAFKA_API_DELETE_TOPICS = 20,
   KAFKA_API_INIT_PRODUCER_ID = 22,
+  KAFKA_API_SASL_AUTHENTICATE = 36,
 };
 
 typedef struct {
   int16_t api_key;
   int16_t min_version;
   int16_t max_version;
-  int16_t first_flexible; /* first version with flexible encoding (Apache Kafka's), even if not advertised */
+  int16_t first_flexible; /* first version with flexible encoding (Apache Kafka's), even if not advertised;
+                           * 127 for an API that never became flexible */
   const char *name;
   sl_kafka_handler_fn handler;
 } sl_kafka_api_t;

@@ -35,6 +35,7 @@ typedef struct sl_kafka_request {
   sl_buf_t resp;       /* response: header written, handler appends the body */
   bool finished;
   bool no_response;    /* acks=0 produce: nothing is sent */
+  bool close_after;    /* close the connection once this response is sent (failed authentication) */
   void *handler_state; /* for handlers that park requests */
   struct sl_kafka_request *next; /* the connection's in-order queue */
 } sl_kafka_request_t;
@@ -65,5 +66,7 @@ int sl_kafka_handle_create_topics(sl_kafka_request_t *req);
 int sl_kafka_handle_delete_topics(sl_kafka_request_t *req);
 int sl_kafka_handle_init_producer_id(sl_kafka_request_t *req);
 int sl_kafka_handle_describe_groups(sl_kafka_request_t *req);
+int sl_kafka_handle_sasl_handshake(sl_kafka_request_t *req);
+int sl_kafka_handle_sasl_authenticate(sl_kafka_request_t *req);
 
 #endif

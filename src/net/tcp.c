@@ -27,6 +27,7 @@ struct sl_tcp_conn {
   sl_buf_t in;      /* received bytes not yet consumed */
   size_t in_start;  /* consumed prefix of `in`, compacted lazily */
   bool closing;
+  bool shutting_down; /* sl_tcp_conn_close_after_writes: no more reading */
   bool paused;
   bool in_callback; /* inside on_data: defer compaction */
   sl_tcp_conn_t *prev, *next;
@@ -63,6 +64,31 @@ void sl_tcp_conn_close(sl_tcp_conn_t *c) {
   uv_close((uv_handle_t *)&c->handle, on_conn_closed);
 }
 
+typedef struct {
+  uv_shutdown_t req;
+  sl_tcp_conn_t *conn;
+} shutdown_req_t;
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  shutdown_req_t *s = (shutdown_req_t *)req;
+  (void)status;
+  sl_tcp_conn_close(s->conn);
+  free(s);
+}
+
+void sl_tcp_conn_close_after_writes(sl_tcp_conn_t *c) {
+  if (c->closing || c->shutting_down) return;
+  c->shutting_down = true;
+  uv_read_stop((uv_stream_t *)&c->handle);
+  shutdown_req_t *s = malloc(sizeof *s);
+  if (!s || uv_shutdown(&s->req, (uv_stream_t *)&c->handle, on_shutdown) != 0) {
+    free(s);
+    sl_tcp_conn_close(c);
+    return;
+  }
+  s->conn = c;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   sl_tcp_conn_t *c = h->data;
   size_t want = suggested < 65536 ? 65536 : suggested;
@@ -95,7 +121,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 }
 
 static void deliver(sl_tcp_conn_t *c) {
-  if (c->in.len == c->in_start || c->closing) return;
+  if (c->in.len == c->in_start || c->closing || c->shutting_down) return;
   c->in_callback = true;
   ssize_t used = c->server->proto->on_data(c->state, c->in.data + c->in_start, c->in.len - c->in_start);
   c->in_callback = false;
@@ -218,7 +244,7 @@ void sl_tcp_conn_pause(sl_tcp_conn_t *c) {
 }
 
 void sl_tcp_conn_resume(sl_tcp_conn_t *c) {
-  if (!c->paused || c->closing) return;
+  if (!c->paused || c->closing || c->shutting_down) return;
   c->paused = false;
   uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read);
   /* Frames that arrived before the pause are still buffered: offer them now, unless we are inside on_data. */

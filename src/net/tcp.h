@@ -39,6 +39,8 @@ void sl_tcp_server_close(sl_tcp_server_t *s);
 /* Queues buf for writing and takes ownership of its memory (buf is reset to empty). */
 void sl_tcp_conn_write(sl_tcp_conn_t *c, sl_buf_t *buf);
 void sl_tcp_conn_close(sl_tcp_conn_t *c);
+/* Stops reading, lets queued writes reach the peer, then closes (an error answer before hanging up). */
+void sl_tcp_conn_close_after_writes(sl_tcp_conn_t *c);
 /* Backpressure: stop/restart reading from the socket. */
 void sl_tcp_conn_pause(sl_tcp_conn_t *c);
 void sl_tcp_conn_resume(sl_tcp_conn_t *c);
