@@ -11,18 +11,23 @@ struct sl_arena_chunk {
 };
 
 #define CHUNK_SIZE 16384
+#define CHUNK_MAX (1u << 20)
 
-void *sl_arena_alloc(sl_arena_t *a, size_t n) {
+/* Chunks double from CHUNK_SIZE up to CHUNK_MAX, so a request that builds a big result (thousands of rows)
+ * makes few mallocs. Not zeroed. */
+static void *arena_raw(sl_arena_t *a, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (n == 0) n = 16;
   sl_arena_chunk_t *c = a->head;
   if (!c || c->cap - c->used < n) {
-    size_t cap = n > CHUNK_SIZE / 2 ? n : CHUNK_SIZE;
+    size_t next = c && c->cap >= CHUNK_SIZE ? c->cap * 2 : CHUNK_SIZE;
+    if (next > CHUNK_MAX) next = CHUNK_MAX;
+    size_t cap = n > next / 2 ? n : next;
     c = malloc(sizeof *c + cap);
     if (!c) abort();
     c->used = 0;
     c->cap = cap;
-    if (n > CHUNK_SIZE / 2 && a->head) { /* big block: keep the current chunk in front for small ones */
+    if (cap == n && a->head) { /* big block: keep the current chunk in front for small ones */
       c->next = a->head->next;
       a->head->next = c;
     } else {
@@ -32,19 +37,24 @@ void *sl_arena_alloc(sl_arena_t *a, size_t n) {
   }
   void *p = c->data + c->used;
   c->used += n;
-  memset(p, 0, n);
+  return p;
+}
+
+void *sl_arena_alloc(sl_arena_t *a, size_t n) {
+  void *p = arena_raw(a, n);
+  memset(p, 0, n ? n : 1);
   return p;
 }
 
 char *sl_arena_strndup(sl_arena_t *a, const char *s, size_t n) {
-  char *p = sl_arena_alloc(a, n + 1);
+  char *p = arena_raw(a, n + 1);
   if (n) memcpy(p, s, n);
   p[n] = 0;
   return p;
 }
 
 void *sl_arena_memdup(sl_arena_t *a, const void *p, size_t n) {
-  void *d = sl_arena_alloc(a, n);
+  void *d = arena_raw(a, n);
   if (n) memcpy(d, p, n);
   return d;
 }

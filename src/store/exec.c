@@ -132,6 +132,7 @@ void sl_engine_close(sl_engine_t *e) {
   for (size_t i = 0; i < e->nprepared; i++) {
     free(e->prepared[i].query);
     free(e->prepared[i].keyspace);
+    sl_arena_free(&e->prepared[i].arena);
   }
   free(e->prepared);
   free(e->data_dir);
@@ -1071,6 +1072,13 @@ static void prepared_id(const char *ks, const char *query, size_t qlen, uint8_t 
   sl_buf_free(&b);
 }
 
+/* A statement prepared or executed in a prepared keyspace behaves as if that keyspace were in use. */
+static void apply_prepared_keyspace(cql_stmt_t *s, const char *ks) {
+  if (!ks) return;
+  if ((s->table || s->kind == STMT_CREATE_TABLE) && !s->keyspace && s->kind != STMT_USE) s->keyspace = ks;
+  for (size_t i = 0; i < s->statements.n; i++) apply_prepared_keyspace(s->statements.items[i], ks);
+}
+
 static sl_prepared_t *prepared_find(sl_engine_t *e, const uint8_t *id, size_t len) {
   if (len != 16) return NULL;
   for (size_t i = 0; i < e->nprepared; i++)
@@ -1091,6 +1099,7 @@ static void prepared_add(sl_engine_t *e, const uint8_t id[16], const char *query
       if (e->prepared[i].last_used < e->prepared[slot].last_used) slot = i;
     free(e->prepared[slot].query);
     free(e->prepared[slot].keyspace);
+    sl_arena_free(&e->prepared[slot].arena);
   } else {
     sl_prepared_t *n = realloc(e->prepared, (e->nprepared + 1) * sizeof *n);
     if (!n) abort();
@@ -1102,6 +1111,10 @@ static void prepared_add(sl_engine_t *e, const uint8_t id[16], const char *query
   p->query = strndup(query, qlen);
   p->keyspace = ks ? strdup(ks) : NULL;
   p->last_used = ++e->use_clock;
+  sl_arena_init(&p->arena);
+  const char *err = NULL;
+  p->stmt = sl_cql_parse(&p->arena, p->query, qlen, &err);
+  if (p->stmt) apply_prepared_keyspace(p->stmt, p->keyspace);
 }
 
 static cql_stmt_t *parse(sl_exec_t *x, const char *q, size_t len) {
@@ -1109,13 +1122,6 @@ static cql_stmt_t *parse(sl_exec_t *x, const char *q, size_t len) {
   cql_stmt_t *s = sl_cql_parse(x->a, q, len, &err);
   if (!s) sl_exec_fail(x, CQL_ERR_SYNTAX, "%s", err ? err : "syntax error");
   return s;
-}
-
-/* A statement prepared or executed in a prepared keyspace behaves as if that keyspace were in use. */
-static void apply_prepared_keyspace(sl_exec_t *x, cql_stmt_t *s, const char *ks) {
-  if (!ks) return;
-  if ((s->table || s->kind == STMT_CREATE_TABLE) && !s->keyspace && s->kind != STMT_USE) s->keyspace = ks;
-  for (size_t i = 0; i < s->statements.n; i++) apply_prepared_keyspace(x, s->statements.items[i], ks);
 }
 
 static int do_prepare(sl_exec_t *x, sl_reader_t *r) {
@@ -1191,12 +1197,13 @@ static int do_execute(sl_exec_t *x, sl_reader_t *r) {
     sl_buf_free(&extra);
     return sl_exec_fail(x, CQL_ERR_UNPREPARED, "Prepared query with ID %s not found", "(unknown)");
   }
-  const char *ks = p->keyspace ? sl_arena_strndup(x->a, p->keyspace, strlen(p->keyspace)) : NULL;
-  const char *q = sl_arena_strndup(x->a, p->query, strlen(p->query));
   if (read_query_params(x, r) != 0) return -1;
-  cql_stmt_t *s = parse(x, q, strlen(q));
-  if (!s) return -1;
-  apply_prepared_keyspace(x, s, ks);
+  cql_stmt_t *s = p->stmt;
+  if (!s) {
+    const char *ks = p->keyspace ? sl_arena_strndup(x->a, p->keyspace, strlen(p->keyspace)) : NULL;
+    if (!(s = parse(x, p->query, strlen(p->query)))) return -1;
+    apply_prepared_keyspace(s, ks);
+  }
   if (x->value_names && sl_exec_collect_binds(x, s) != 0) return -1;
   if (x->nvalues != (size_t)s->nbind && !x->value_names)
     return sl_exec_fail(x, CQL_ERR_INVALID, "There were %d markers(?) in CQL but %zu bound variables", s->nbind,
@@ -1229,6 +1236,7 @@ static int do_batch(sl_exec_t *x, sl_reader_t *r) {
     const char *ks = NULL;
     const char *q;
     size_t qlen;
+    cql_stmt_t *cached = NULL;
     if (kind == 0) {
       sl_slice_t s = cql_read_long_string(r);
       q = (const char *)s.ptr;
@@ -1246,8 +1254,9 @@ static int do_batch(sl_exec_t *x, sl_reader_t *r) {
         return sl_exec_fail(x, CQL_ERR_UNPREPARED, "Prepared query with ID %s not found", "(unknown)");
       }
       ks = p->keyspace ? sl_arena_strndup(x->a, p->keyspace, strlen(p->keyspace)) : NULL;
-      q = sl_arena_strndup(x->a, p->query, strlen(p->query));
+      q = p->query;
       qlen = strlen(q);
+      cached = p->stmt;
     } else {
       return sl_exec_fail(x, CQL_ERR_PROTOCOL, "invalid BATCH statement kind %u", kind);
     }
@@ -1256,12 +1265,14 @@ static int do_batch(sl_exec_t *x, sl_reader_t *r) {
     for (uint16_t k = 0; k < nv && !r->err; k++) items[i].values[k] = cql_read_value(r);
     items[i].nvalues = nv;
     if (r->err) break;
-    cql_stmt_t *s = parse(x, q, qlen);
-    if (!s) return -1;
+    cql_stmt_t *s = cached;
+    if (!s) {
+      if (!(s = parse(x, q, qlen))) return -1;
+      apply_prepared_keyspace(s, ks);
+    }
     if (s->kind != STMT_INSERT && s->kind != STMT_UPDATE && s->kind != STMT_DELETE)
       return sl_exec_fail(x, CQL_ERR_INVALID, "Invalid statement in batch: only UPDATE, INSERT and DELETE "
                                               "statements are allowed.");
-    apply_prepared_keyspace(x, s, ks);
     items[i].s = s;
   }
   if (r->err) return sl_exec_fail(x, CQL_ERR_PROTOCOL, "malformed BATCH");

@@ -13,11 +13,16 @@
 #include "store/kv.h"
 #include "store/schema.h"
 
+/* A prepared statement: its text, and its parse tree (in its own arena, with the prepared keyspace applied) so an
+ * EXECUTE does not parse again. The tree holds names and terms only, nothing resolved against the schema, so
+ * schema changes do not stale it. */
 typedef struct {
   uint8_t id[16];
   char *query;
   char *keyspace;
   uint64_t last_used;
+  sl_arena_t arena;
+  cql_stmt_t *stmt; /* NULL if it could not be kept (then EXECUTE parses the text) */
 } sl_prepared_t;
 
 struct sl_engine {

@@ -463,6 +463,15 @@ typedef struct {
   bool collect_all;   /* ORDER BY reversed: take everything, cut pages later */
   bool distinct;
   const sl_slice_t *prev_pk;
+  /* PER PARTITION LIMIT: rows taken from the current partition (carried in the paging state) */
+  int64_t ppl;             /* INT64_MAX: none */
+  int64_t in_part;
+  int64_t last_in_part;     /* in_part of the last row returned (what the paging state carries) */
+  const sl_slice_t *ppl_pk; /* the current partition's key values */
+  uintptr_t part_no;        /* ORDER BY reversed with PER PARTITION LIMIT: partition ordinal of each collected row */
+  sl_vec_t part_of;
+  const uint8_t *resume_key; /* key paging: the previous page's last row, to continue its partition's count */
+  size_t resume_keylen;
 } ctx_t;
 
 static bool same_partition(const sl_table_t *t, const sl_slice_t *a, const sl_slice_t *b) {
@@ -471,9 +480,40 @@ static bool same_partition(const sl_table_t *t, const sl_slice_t *a, const sl_sl
   return true;
 }
 
+/* The storage key of a row's partition (what DISTINCT pages by), in the arena. */
+static sl_slice_t partition_key_of(ctx_t *c, const sl_slice_t *vals) {
+  sl_buf_t b;
+  sl_buf_init(&b);
+  sl_rows_partition_prefix(&b, c->t, vals);
+  sl_slice_t r = sl_val_bytes(c->x->a, b.data, b.len);
+  sl_buf_free(&b);
+  return r;
+}
+
 static int on_row(void *arg, const sl_row_t *row) {
   ctx_t *c = arg;
   if (!row_matches(c->t, c->rs, c->nr, row)) return 0;
+  if (c->ppl != INT64_MAX && c->collect_all) { /* limit applied after reversing: remember the partition */
+    if (!c->ppl_pk || !same_partition(c->t, c->ppl_pk, row->vals)) {
+      sl_slice_t *pk = sl_arena_alloc(c->x->a, (c->t->npk + 1) * sizeof *pk);
+      memcpy(pk, row->vals, c->t->npk * sizeof *pk);
+      c->ppl_pk = pk;
+      c->part_no++;
+    }
+  } else if (c->ppl != INT64_MAX) {
+    if (!c->ppl_pk || !same_partition(c->t, c->ppl_pk, row->vals)) {
+      bool continued = false;
+      if (!c->ppl_pk && c->resume_key && row->key) { /* first row of a resumed page: same partition as before? */
+        sl_slice_t pp = partition_key_of(c, row->vals);
+        continued = c->resume_keylen >= pp.len && !memcmp(c->resume_key, pp.ptr, pp.len);
+      }
+      sl_slice_t *pk = sl_arena_alloc(c->x->a, (c->t->npk + 1) * sizeof *pk);
+      memcpy(pk, row->vals, c->t->npk * sizeof *pk);
+      c->ppl_pk = pk;
+      if (!continued) c->in_part = 0;
+    }
+    if (c->in_part >= c->ppl) return 0;
+  }
   if (c->distinct) {
     if (c->prev_pk && same_partition(c->t, c->prev_pk, row->vals)) return 0;
     sl_slice_t *pk = sl_arena_alloc(c->x->a, (c->t->npk + 1) * sizeof *pk);
@@ -484,10 +524,12 @@ static int on_row(void *arg, const sl_row_t *row) {
     bool counted = true;
     if (c->sels[0].col >= 0) counted = row->vals[c->sels[0].col].ptr != NULL;
     if (counted) c->count++;
+    c->in_part++;
     return 0;
   }
   if (c->skip > 0) {
     c->skip--;
+    c->in_part++;
     return 0;
   }
   if (!c->collect_all && ((int64_t)c->out.n >= c->want || (int64_t)c->out.n >= c->limit_left)) {
@@ -511,8 +553,17 @@ static int on_row(void *arg, const sl_row_t *row) {
     }
   }
   sl_vec_push(c->x->a, &c->out, o);
-  c->last_key = row->key;
-  c->last_keylen = row->keylen;
+  if (c->ppl != INT64_MAX && c->collect_all) sl_vec_push(c->x->a, &c->part_of, (void *)c->part_no);
+  c->in_part++;
+  c->last_in_part = c->in_part;
+  if (c->distinct && row->key) { /* DISTINCT pages by partition: resume after this partition's last key */
+    sl_slice_t pp = partition_key_of(c, row->vals);
+    c->last_key = pp.ptr;
+    c->last_keylen = pp.len;
+  } else {
+    c->last_key = row->key;
+    c->last_keylen = row->keylen;
+  }
   return 0;
 }
 
@@ -530,7 +581,6 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
   sl_table_t *t = sl_exec_table(x, s->keyspace, s->table);
   if (!t) return -1;
   if (s->json) return sl_exec_fail(x, CQL_ERR_INVALID, "SELECT JSON is not supported yet");
-  if (s->per_partition_limit) return sl_exec_fail(x, CQL_ERR_INVALID, "PER PARTITION LIMIT is not supported yet");
   sel_t *sels;
   sl_colspec_t *cols;
   size_t ncols;
@@ -552,15 +602,26 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
     if (rc == 1) limit = INT64_MAX;
     else if (limit <= 0) return sl_exec_fail(x, CQL_ERR_INVALID, "LIMIT must be strictly positive");
   }
-  /* paging state: [u8 1][i64 rows returned so far][key of the last row] */
-  int64_t done = 0;
+  int64_t ppl = INT64_MAX;
+  if (s->per_partition_limit) {
+    int rc = sl_exec_term_int(x, s->per_partition_limit, &ppl);
+    if (rc < 0) return -1;
+    if (rc == 1) ppl = INT64_MAX;
+    else if (ppl <= 0) return sl_exec_fail(x, CQL_ERR_INVALID, "PER PARTITION LIMIT must be strictly positive");
+    if (s->distinct) return sl_exec_fail(x, CQL_ERR_INVALID, "PER PARTITION LIMIT is not allowed with SELECT DISTINCT queries");
+  }
+  /* paging state: [u8 1][i64 rows returned so far][key of the last row], or with PER PARTITION LIMIT
+   * [u8 2][i64 rows so far][i64 rows taken from the last row's partition][key of the last row] */
+  int64_t done = 0, in_part = 0;
   sl_slice_t resume = {NULL, 0};
   if (x->has_paging_state) {
     sl_reader_t r;
     sl_reader_init(&r, x->paging_state.ptr, x->paging_state.len);
     uint8_t v = sl_read_u8(&r);
     done = (int64_t)sl_read_be64(&r);
-    if (r.err || v != 1 || done < 0) return sl_exec_fail(x, CQL_ERR_PROTOCOL, "Invalid paging state");
+    if (v == 2) in_part = (int64_t)sl_read_be64(&r);
+    if (r.err || (v != 1 && v != 2) || done < 0 || in_part < 0)
+      return sl_exec_fail(x, CQL_ERR_PROTOCOL, "Invalid paging state");
     resume.ptr = r.data + r.pos;
     resume.len = sl_reader_remaining(&r);
   }
@@ -583,8 +644,14 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
   c.want = x->page_size > 0 && !c.count_only ? x->page_size : INT64_MAX;
   c.collect_all = reversed;
   c.distinct = s->distinct;
+  c.ppl = ppl;
   if (c.limit_left < 0) c.limit_left = 0;
-  bool offset_paging = t->is_virtual || reversed || s->distinct;
+  bool offset_paging = t->is_virtual || reversed;
+  if (!offset_paging && resume.len) {
+    c.in_part = in_part;
+    c.resume_key = resume.ptr;
+    c.resume_keylen = resume.len;
+  }
   if (offset_paging) c.skip = done;
   int rc = 0;
   if (t->is_virtual) {
@@ -650,6 +717,16 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
       rows[i] = rows[nrows - 1 - i];
       rows[nrows - 1 - i] = tmp;
     }
+    if (ppl != INT64_MAX) { /* the first ppl rows of each partition, in the reversed order */
+      size_t kept = 0;
+      int64_t run = 0;
+      for (size_t i = 0; i < nrows; i++) {
+        uintptr_t part = (uintptr_t)c.part_of.items[nrows - 1 - i];
+        if (i == 0 || part != (uintptr_t)c.part_of.items[nrows - i]) run = 0;
+        if (run++ < ppl) rows[kept++] = rows[i];
+      }
+      nrows = kept;
+    }
     size_t skip = (size_t)done < nrows ? (size_t)done : nrows;
     rows += skip;
     nrows -= skip;
@@ -664,8 +741,9 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
   if (c.more && nrows > 0) {
     sl_buf_t b;
     sl_buf_init(&b);
-    sl_buf_put_u8(&b, 1);
+    sl_buf_put_u8(&b, ppl != INT64_MAX ? 2 : 1);
     sl_buf_put_be64(&b, (uint64_t)(done + (int64_t)nrows));
+    if (ppl != INT64_MAX) sl_buf_put_be64(&b, (uint64_t)c.last_in_part);
     if (!offset_paging) sl_buf_put(&b, c.last_key, c.last_keylen);
     state = sl_val_bytes(x->a, b.data, b.len);
     sl_buf_free(&b);

@@ -133,7 +133,51 @@ int sl_key_decode(sl_reader_t *r, const sl_cql_type_t *t, bool desc, sl_buf_t *o
   return 0;
 }
 
+/* The encoding of a fixed-width or uuid value into a small array (no allocation); 0 when not such a value. */
+static size_t encode_small(const sl_cql_type_t *t, const uint8_t *v, size_t len, uint8_t out[32]) {
+  int w = fixed_width(t->id);
+  if (len == 0 || !((w && (size_t)w == len) || (is_uuid(t->id) && len == 16))) return 0;
+  size_t n = 0;
+  out[n++] = 0x02;
+  if (w) {
+    memcpy(out + n, v, len);
+    uint8_t *p = out + n;
+    if (t->id == CQL_TYPE_FLOAT || t->id == CQL_TYPE_DOUBLE) {
+      if (p[0] & 0x80) {
+        for (size_t i = 0; i < len; i++) p[i] = (uint8_t)~p[i];
+      } else {
+        p[0] ^= 0x80;
+      }
+    } else if (t->id != CQL_TYPE_DATE && t->id != CQL_TYPE_BOOLEAN) {
+      p[0] ^= 0x80;
+    }
+    return n + len;
+  }
+  int version = v[6] >> 4;
+  out[n++] = t->id == CQL_TYPE_TIMEUUID ? 1 : (uint8_t)version;
+  if (version == 1) {
+    sl_store_be64(out + n, uuid_time(v));
+    n += 8;
+  }
+  memcpy(out + n, v, 16);
+  return n + 16;
+}
+
+static int cmp_raw(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  size_t n = alen < blen ? alen : blen;
+  int c = n ? memcmp(a, b, n) : 0;
+  if (c == 0) c = alen < blen ? -1 : alen > blen ? 1 : 0;
+  return c;
+}
+
 int sl_value_compare(const sl_cql_type_t *t, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  /* Byte-stuffed encodings order exactly as the raw bytes do (a prefix first), so variable-width values compare
+   * raw; fixed-width ones through their small encodings. Only unusual lengths take the general path. */
+  int w = fixed_width(t->id);
+  if (!w && !is_uuid(t->id)) return cmp_raw(a, alen, b, blen);
+  uint8_t xa[32], xb[32];
+  size_t na = encode_small(t, a, alen, xa), nb = encode_small(t, b, blen, xb);
+  if (na && nb) return cmp_raw(xa, na, xb, nb);
   sl_buf_t x, y;
   sl_buf_init(&x);
   sl_buf_init(&y);

@@ -135,6 +135,13 @@ static bool ent_wins(const packed_ent_t *a, const packed_ent_t *b) {
 static bool policy_merge(const uint8_t *key, size_t klen, const uint8_t *existing, size_t elen,
                          const char *const *ops, const size_t *oplens, int n, sl_buf_t *out) {
   if (!is_packed_key(key, klen)) return false;
+  size_t total = existing ? elen : 0;
+  for (int i = 0; i < n; i++) total += oplens[i];
+  sl_buf_reserve(out, total ? total : 1);
+  if (n == 1 && !existing) { /* one version (e.g. a row still in the memtable): it is the result */
+    sl_buf_put(out, ops[0], oplens[0]);
+    return true;
+  }
   int nin = n + (existing ? 1 : 0);
   sl_reader_t rs_small[8];
   packed_ent_t cur_small[8];
@@ -348,6 +355,7 @@ typedef struct {
   int64_t row_tombstone, marker_ts;
   bool have_row, row_live;
   int64_t row_rt;           /* newest range tombstone covering the current row (INT64_MIN: none) */
+  sl_buf_t tmp;             /* scratch for decoding key components */
   /* range tombstones of the current partition */
   sl_rows_range_t *rts;
   size_t nrts, caprts;
@@ -426,20 +434,15 @@ static int flush_row(scan_t *s) {
   sl_reader_t r;
   sl_reader_init(&r, s->row.data + s->part.len + 1, s->row.len - s->part.len - 1);
   sl_slice_t *ck = sl_arena_alloc(s->a, (s->t->nck ? s->t->nck : 1) * sizeof *ck);
-  sl_buf_t tmp;
-  sl_buf_init(&tmp);
+  sl_buf_t *tmp = &s->tmp;
   for (size_t i = 0; i < s->t->nck; i++) {
     const sl_column_t *c = &s->t->cols[s->t->npk + i];
     size_t vlen;
-    tmp.len = 0;
-    if (sl_key_decode(&r, c->type, c->desc, &tmp, &vlen) != 0) {
-      sl_buf_free(&tmp);
-      return -EINVAL;
-    }
-    ck[i].ptr = sl_arena_memdup(s->a, tmp.data, vlen);
+    tmp->len = 0;
+    if (sl_key_decode(&r, c->type, c->desc, tmp, &vlen) != 0) return -EINVAL;
+    ck[i].ptr = sl_arena_memdup(s->a, tmp->data, vlen);
     ck[i].len = vlen;
   }
-  sl_buf_free(&tmp);
   s->emitted_row = true;
   return emit(s, ck);
 }
@@ -626,6 +629,7 @@ int sl_rows_scan(sl_kv_t *kv, const sl_table_t *t, const uint8_t *lower, size_t 
               .kv = kv};
   sl_buf_init(&s.part);
   sl_buf_init(&s.row);
+  sl_buf_init(&s.tmp);
   sl_kv_iter_t *it = sl_kv_iter_new(kv, lower, llen, upper, ulen);
   int rc = 0;
   for (; sl_kv_iter_valid(it) && rc == 0; sl_kv_iter_next(it)) {
@@ -640,6 +644,7 @@ int sl_rows_scan(sl_kv_t *kv, const sl_table_t *t, const uint8_t *lower, size_t 
   sl_kv_iter_free(it);
   sl_buf_free(&s.part);
   sl_buf_free(&s.row);
+  sl_buf_free(&s.tmp);
   return rc;
 }
 

@@ -42,6 +42,8 @@ const sl_config_field_t sl_store_config_fields[] = {
     F("store.max_prepared", SL_CONFIG_INT, max_prepared, "10000", 1, 10000000, "prepared statements kept (LRU)"),
     F("store.max_inflight", SL_CONFIG_INT, max_inflight, "256", 1, 1000000,
       "requests queued per connection before it stops reading"),
+    F("store.max_queued", SL_CONFIG_INT, max_queued, "8192", 1, 10000000,
+      "requests queued on the executor across all connections; beyond it a request gets Overloaded (0x1001)"),
 };
 #undef F
 const size_t sl_store_config_field_count = sizeof sl_store_config_fields / sizeof sl_store_config_fields[0];
@@ -57,6 +59,7 @@ struct sl_store {
   char host[256];
   conn_t *conns; /* every open connection (SCHEMA_CHANGE events go to the registered ones) */
   bool stopping;
+  int64_t queued; /* jobs submitted and not yet done (the executor queue is bounded by cfg->max_queued) */
 };
 
 struct conn {
@@ -221,6 +224,7 @@ static void on_job_done(void *arg, sl_store_job_t *j) {
   sl_buf_free(&j->res.event);
   free(j->body);
   free(j);
+  st->queued--;
   c->inflight--;
   if (c->paused && c->tcp && c->inflight < st->cfg->max_inflight / 2) {
     c->paused = false;
@@ -230,6 +234,13 @@ static void on_job_done(void *arg, sl_store_job_t *j) {
 }
 
 static void submit(conn_t *c, int16_t stream, uint8_t opcode, sl_buf_t *body) {
+  if (c->st->queued >= c->st->cfg->max_queued) { /* bounded executor queue: shed load, as Cassandra does */
+    send_error(c, stream, CQL_ERR_OVERLOADED, "Server is in overloaded state. Cannot accept more requests at this "
+                                             "point");
+    sl_buf_free(body);
+    return;
+  }
+  c->st->queued++;
   sl_store_job_t *j = calloc(1, sizeof *j);
   if (!j) abort();
   j->conn = c;

@@ -19,6 +19,7 @@ typedef struct {
   int64_t max_frame_bytes;
   int64_t max_prepared;
   int64_t max_inflight; /* requests queued per connection before reading pauses */
+  int64_t max_queued;   /* requests queued on the executor (all connections) before new ones get Overloaded */
 } sl_store_config_t;
 
 extern const sl_config_field_t sl_store_config_fields[];

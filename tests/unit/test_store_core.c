@@ -352,8 +352,48 @@ static void test_rows_compaction_purge(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Versions of one packed row merge cell by cell: the INSERT's expiring marker and an UPDATE's cell (no marker)
+ * keep their own timestamps and TTLs, before and after compaction folds the versions into one. */
+static void test_rows_packed_merge(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sluice-test-packed-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  sl_kv_t *kv;
+  char err[256];
+  assert_int_equal(sl_kv_open_policy(dir, false, &sl_rows_policy, &kv, err, sizeof err), 0);
+  sl_table_t *t = make_table();
+  int64_t now = 1000000;
+  assert_int_equal(write_v(kv, t, 1, "a", 100, 10, now), 0); /* INSERT ... USING TTL 10: marker + v expire */
+  sl_slice_t pk = {(const uint8_t *)"p", 1};
+  uint8_t cb[4];
+  sl_store_be32(cb, 1);
+  sl_slice_t ck = {cb, 4};
+  sl_cell_write_t upd = {.col_id = 2, .v = (const uint8_t *)"b", .len = 1};
+  sl_cell_write_t old = {.col_id = 2, .v = (const uint8_t *)"z", .len = 1};
+  for (int pass = 0; pass < 2; pass++) {
+    sl_kv_batch_t *b = sl_kv_batch_new();
+    assert_int_equal(sl_rows_write(kv, b, t, &pk, &ck, false, &upd, 1, 200, 0, now), 0); /* UPDATE, no TTL */
+    assert_int_equal(sl_rows_write(kv, b, t, &pk, &ck, false, &old, 1, 150, 0, now), 0); /* older: loses */
+    assert_int_equal(sl_kv_batch_commit(kv, b), 0);
+    sl_kv_batch_free(b);
+    collected_t c = scan_all(kv, t, now + 20); /* the marker expired; the updated cell keeps the row */
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.v[0], "b");
+    c = scan_all(kv, t, now);
+    assert_string_equal(c.v[0], "b");
+    sl_kv_compact(kv);
+    assert_int_equal(raw_count(kv, t->id), 1);
+  }
+  sl_table_free(t);
+  sl_kv_close(kv);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rows_packed_merge),
       cmocka_unit_test(test_parser),
       cmocka_unit_test(test_keycodec_order),
       cmocka_unit_test(test_schema_roundtrip),
