@@ -59,6 +59,9 @@ const sl_config_field_t sl_broker_config_fields[] = {
     F("broker.sasl_mechanisms", SL_CONFIG_STRING, sasl_mechanisms, "", 0, 0,
       "SASL mechanisms clients must authenticate with: PLAIN, SCRAM-SHA-256 (empty: none)"),
     F("broker.sasl_users", SL_CONFIG_STRING, sasl_users, "", 0, 0, "SASL users as user:password,user:password"),
+    F("broker.tls_cert_file", SL_CONFIG_STRING, tls_cert_file, "", 0, 0,
+      "PEM certificate chain: with tls_key_file, clients connect with TLS (SSL / SASL_SSL)"),
+    F("broker.tls_key_file", SL_CONFIG_STRING, tls_key_file, "", 0, 0, "PEM private key of tls_cert_file"),
 };
 #undef F
 const size_t sl_broker_config_field_count = sizeof sl_broker_config_fields / sizeof sl_broker_config_fields[0];
@@ -174,6 +177,19 @@ int sl_broker_start(uv_loop_t *loop, const sl_broker_config_t *cfg, sl_broker_t 
     }
     SL_INFO("broker", "clients must authenticate with SASL (%s)", cfg->sasl_mechanisms);
   }
+  bool has_cert = cfg->tls_cert_file && cfg->tls_cert_file[0], has_key = cfg->tls_key_file && cfg->tls_key_file[0];
+  if (has_cert != has_key) {
+    SL_ERROR("broker", "TLS needs both broker.tls_cert_file and broker.tls_key_file");
+    rc = -EINVAL;
+    goto fail;
+  }
+  if (has_cert) {
+    char why[512];
+    if ((rc = sl_tls_ctx_create(cfg->tls_cert_file, cfg->tls_key_file, &b->tls, why, sizeof why)) != 0) {
+      SL_ERROR("broker", "%s", why);
+      goto fail;
+    }
+  }
   int64_t t0 = sl_monotonic_ms();
   if ((rc = sl_topics_open(cfg->data_dir, &b->log_cfg, &b->topics)) != 0) {
     SL_ERROR("broker", "cannot open the log in %s: %s", cfg->data_dir, strerror(-rc));
@@ -193,6 +209,7 @@ int sl_broker_start(uv_loop_t *loop, const sl_broker_config_t *cfg, sl_broker_t 
     SL_ERROR("broker", "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
     goto fail;
   }
+  if (b->tls) sl_tcp_server_set_tls(b->server, b->tls);
   if (cfg->advertised && cfg->advertised[0]) {
     if (sl_addr_split(cfg->advertised, b->advertised_host, sizeof b->advertised_host, &b->advertised_port) != 0) {
       SL_ERROR("broker", "broker.advertised '%s' is not host:port", cfg->advertised);
@@ -214,8 +231,9 @@ int sl_broker_start(uv_loop_t *loop, const sl_broker_config_t *cfg, sl_broker_t 
   b->flush_timer.data = b;
   uv_timer_start(&b->flush_timer, on_flush_timer, (uint64_t)cfg->flush_interval_ms, (uint64_t)cfg->flush_interval_ms);
 
-  SL_INFO("broker", "listening on %s:%d (advertised %s:%d), data in %s", b->listen_host,
-          sl_tcp_server_port(b->server), b->advertised_host, b->advertised_port, cfg->data_dir);
+  SL_INFO("broker", "listening on %s:%d%s (advertised %s:%d), data in %s", b->listen_host,
+          sl_tcp_server_port(b->server), b->tls ? " with TLS" : "", b->advertised_host, b->advertised_port,
+          cfg->data_dir);
   if (cfg->ready_file && cfg->ready_file[0]) {
     rc = sl_fs_write_ready_file(cfg->ready_file, b->advertised_host, sl_tcp_server_port(b->server));
     if (rc != 0) SL_WARN("broker", "cannot write ready file %s: %s", cfg->ready_file, strerror(-rc));
@@ -230,6 +248,7 @@ fail:
   if (b->flusher) sl_flusher_destroy(b->flusher);
   if (b->topics) sl_topics_close(b->topics);
   sl_sasl_users_free(b->sasl_users);
+  sl_tls_ctx_free(b->tls);
   free(b);
   return rc;
 }
@@ -239,6 +258,7 @@ int sl_broker_port(const sl_broker_t *b) { return sl_tcp_server_port(b->server);
 static void free_broker_on_close(uv_handle_t *h) {
   sl_broker_t *b = h->data;
   sl_sasl_users_free(b->sasl_users);
+  sl_tls_ctx_free(b->tls); /* connections still closing hold their own reference to the context */
   free(b);
 }
 

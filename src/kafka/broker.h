@@ -30,6 +30,8 @@ typedef struct {
   int64_t group_max_session_timeout_ms;
   char *sasl_mechanisms; /* "PLAIN,SCRAM-SHA-256"; empty: no authentication */
   char *sasl_users;      /* "user:password,..." */
+  char *tls_cert_file;   /* PEM certificate (chain) and key: the listener speaks TLS when both are set */
+  char *tls_key_file;
 } sl_broker_config_t;
 
 extern const sl_config_field_t sl_broker_config_fields[];

@@ -26,6 +26,7 @@ struct sl_broker {
   sl_producer_registry_t *producers;
   sl_tcp_server_t *server;
   sl_sasl_users_t *sasl_users; /* NULL when SASL is off: connections start authenticated */
+  sl_tls_ctx_t *tls;           /* NULL when the listener is plaintext */
   char listen_host[256];
   char advertised_host[256];
   int advertised_port;

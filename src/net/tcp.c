@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "net/tls.h"
 
 struct sl_tcp_server {
   uv_tcp_t listener;
@@ -18,6 +19,7 @@ struct sl_tcp_server {
   bool closing;
   size_t handles_open; /* listener + connections; freed at zero once closing */
   sl_tcp_conn_t *conns; /* doubly-linked list of open connections */
+  sl_tls_ctx_t *tls;     /* not owned; NULL for plaintext */
 };
 
 struct sl_tcp_conn {
@@ -30,6 +32,8 @@ struct sl_tcp_conn {
   bool shutting_down; /* sl_tcp_conn_close_after_writes: no more reading */
   bool paused;
   bool in_callback; /* inside on_data: defer compaction */
+  sl_tls_conn_t *tls; /* NULL for plaintext */
+  sl_buf_t raw;       /* TLS: ciphertext just read, decrypted into `in` */
   sl_tcp_conn_t *prev, *next;
   char peer[64];
 };
@@ -50,6 +54,8 @@ static void on_conn_closed(uv_handle_t *h) {
   sl_tcp_server_t *s = c->server;
   if (c->state) s->proto->on_close(c->state);
   sl_buf_free(&c->in);
+  sl_buf_free(&c->raw);
+  sl_tls_conn_free(c->tls);
   free(c);
   server_handle_closed(s);
 }
@@ -63,6 +69,16 @@ void sl_tcp_conn_close(sl_tcp_conn_t *c) {
   uv_read_stop((uv_stream_t *)&c->handle);
   uv_close((uv_handle_t *)&c->handle, on_conn_closed);
 }
+
+/* Drops the consumed prefix of the input buffer (outside on_data only). */
+static void compact_input(sl_tcp_conn_t *c) {
+  if (c->in_start == 0 || c->in_callback) return;
+  memmove(c->in.data, c->in.data + c->in_start, c->in.len - c->in_start);
+  c->in.len -= c->in_start;
+  c->in_start = 0;
+}
+
+static void write_raw(sl_tcp_conn_t *c, sl_buf_t *buf);
 
 typedef struct {
   uv_shutdown_t req;
@@ -92,6 +108,13 @@ void sl_tcp_conn_close_after_writes(sl_tcp_conn_t *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   sl_tcp_conn_t *c = h->data;
   size_t want = suggested < 65536 ? 65536 : suggested;
+  if (c->tls) {
+    c->raw.len = 0;
+    sl_buf_reserve(&c->raw, want);
+    buf->base = (char *)c->raw.data;
+    buf->len = c->raw.cap;
+    return;
+  }
   if (c->in_start > 0 && c->in_start == c->in.len) {
     c->in.len = 0;
     c->in_start = 0;
@@ -116,7 +139,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread == 0 || c->closing) return;
-  c->in.len += (size_t)nread;
+  if (c->tls) {
+    compact_input(c);
+    sl_buf_t wire;
+    sl_buf_init(&wire);
+    int rc = sl_tls_conn_feed(c->tls, c->raw.data, (size_t)nread, &c->in, &wire);
+    write_raw(c, &wire);
+    if (rc != 0) {
+      SL_DEBUG("net", "connection %s: TLS failed; closing", c->peer);
+      sl_tcp_conn_close(c);
+      return;
+    }
+  } else {
+    c->in.len += (size_t)nread;
+  }
   deliver(c);
 }
 
@@ -167,6 +203,10 @@ static void on_connection(uv_stream_t *listener, int status) {
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
+  if (s->tls && !(c->tls = sl_tls_conn_new(s->tls))) {
+    sl_tcp_conn_close(c);
+    return;
+  }
   c->state = s->proto->on_open(c, s->arg);
   if (!c->state) {
     sl_tcp_conn_close(c);
@@ -207,6 +247,8 @@ int sl_tcp_listen(uv_loop_t *loop, const char *host, int port, const sl_tcp_prot
 
 int sl_tcp_server_port(const sl_tcp_server_t *s) { return s->port; }
 
+void sl_tcp_server_set_tls(sl_tcp_server_t *s, sl_tls_ctx_t *tls) { s->tls = tls; }
+
 void sl_tcp_server_close(sl_tcp_server_t *s) {
   s->closing = true;
   while (s->conns) sl_tcp_conn_close(s->conns);
@@ -221,6 +263,20 @@ static void on_write_done(uv_write_t *req, int status) {
 }
 
 void sl_tcp_conn_write(sl_tcp_conn_t *c, sl_buf_t *buf) {
+  if (c->tls && !c->closing && buf->len) {
+    sl_buf_t wire;
+    sl_buf_init(&wire);
+    int rc = sl_tls_conn_encrypt(c->tls, buf->data, buf->len, &wire);
+    sl_buf_free(buf);
+    write_raw(c, &wire);
+    if (rc != 0) sl_tcp_conn_close(c);
+    return;
+  }
+  write_raw(c, buf);
+}
+
+/* Queues bytes for the socket as they are (ciphertext for TLS connections). */
+static void write_raw(sl_tcp_conn_t *c, sl_buf_t *buf) {
   if (c->closing || buf->len == 0) {
     sl_buf_free(buf);
     return;

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "net/tls.h"
 
 typedef struct sl_tcp_conn sl_tcp_conn_t;
 typedef struct sl_tcp_server sl_tcp_server_t;
@@ -33,6 +34,8 @@ typedef struct {
 int sl_tcp_listen(uv_loop_t *loop, const char *host, int port, const sl_tcp_protocol_t *proto, void *server_arg,
                   sl_tcp_server_t **out);
 int sl_tcp_server_port(const sl_tcp_server_t *s);
+/* Every connection accepted from now on speaks TLS with this context (which must outlive the server). */
+void sl_tcp_server_set_tls(sl_tcp_server_t *s, sl_tls_ctx_t *tls);
 /* Closes the listener and every connection; the server is freed once all handles have closed (run the loop). */
 void sl_tcp_server_close(sl_tcp_server_t *s);
 
