@@ -8,7 +8,7 @@ packages=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libyaml-dev zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libcmocka-dev librocksdb-dev libssl-dev
-  librdkafka-dev libjansson-dev libssl-dev
+  librdkafka-dev libjansson-dev libreadline-dev
   # real clients for the compatibility tests
   librdkafka-dev kcat python3 python3-pytest python3-confluent-kafka python3-kafka
   python3-snappy python3-lz4 python3-zstandard python3-cassandra nodejs npm

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "kafka/broker.h"
+#include "shell/shell.h"
 #include "store/store.h"
 
 #define SLUICE_VERSION "0.1.0"
@@ -197,6 +198,7 @@ int main(int argc, char **argv) {
     printf("sluice %s\n", SLUICE_VERSION);
     return 0;
   }
+  if (!strcmp(argv[1], "cql")) return sl_shell_main(argc - 1, argv + 1); /* the CQL shell (src/shell) */
   for (size_t i = 0; i < ROLE_COUNT; i++) {
     if (!strcmp(argv[1], roles[i].command)) return run_role(&roles[i], argc - 1, argv + 1);
   }
