@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 packages=(
   # build
-  build-essential cmake pkg-config clang libclang-rt-14-dev
-  libuv1-dev libyaml-dev zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libcmocka-dev librocksdb-dev libssl-dev
-  librdkafka-dev libjansson-dev libreadline-dev
+  build-essential cmake pkg-config clang libclang-rt-14-dev libreadline-dev
+  libuv1-dev libyaml-dev zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libcmocka-dev librocksdb-dev
+  librdkafka-dev libjansson-dev libssl-dev
+  # the REST API: h2o (HTTP on libuv); its tests and benchmark: nginx, headless chromium, wrk
+  libh2o-dev nginx chromium wrk
   # real clients for the compatibility tests
   librdkafka-dev kcat python3 python3-pytest python3-confluent-kafka python3-kafka
   python3-snappy python3-lz4 python3-zstandard python3-cassandra nodejs npm
@@ -42,3 +44,9 @@ if [[ ! -d tests/compat/cql/node/node_modules/cassandra-driver ]]; then
   echo "deps: installing the CQL node test client (npm ci)"
   (cd tests/compat/cql/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
+if [[ ! -d web/node_modules/uplot || ! -d web/node_modules/playwright-core ]]; then
+  echo "deps: installing the dashboard's npm packages (npm ci)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "deps: building the dashboard (web/dist)"
+(cd web && npm run --silent build >/dev/null)

@@ -33,6 +33,8 @@ suites() { # build dir
   run "unit ($dir)" bash -c "cd '$dir' && ctest --output-on-failure"
   run "compat python ($dir)" env SLUICE_BIN="$root/$dir/sluice" SLUICE_SKIP_NODE=1 "$PY" -m pytest tests/compat -q -p no:cacheprovider
   run "compat node ($dir)" env SLUICE_BIN="$root/$dir/sluice" node --test tests/compat/node/
+  run "e2e ($dir)" env SLUICE_BIN="$root/$dir/sluice" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+  run "api ($dir)" env SLUICE_BIN="$root/$dir/sluice" "$PY" -m pytest tests/api -q -p no:cacheprovider
   run "compat cql node ($dir)" env SLUICE_BIN="$root/$dir/sluice" node --test tests/compat/cql/node/
 }
 

@@ -1,0 +1,201 @@
+/* Internals shared by the API's files:
+ *
+ *   server.c   the role: config, h2o setup on libuv, routing, responses, request life (op_t), shutdown
+ *   query.c    CQL on behalf of a request: prepared-statement cache, binding, typed JSON cells, schema cache
+ *   devices.c  device endpoints over the bucketed time-series tables ((device_id, day), ts)
+ *   tables.c   generic table endpoints; pipelines.c pipeline status and dead letters
+ *   live.c     Server-Sent Events; ops.c /metrics, /health, /ready, /openapi.json
+ *
+ * A request's life: on_req (server.c) routes to a handler, which either answers at once or creates an op_t and
+ * issues CQL queries (api_query). Every CQL callback checks op->req: when the client went away, h2o frees the
+ * request's pool, whose guard sets op->req to NULL; the op then just frees itself when its last query returns.
+ *
+ * Tables the stream processor is expected to write (the interface this API reads; absent tables mean "unknown"):
+ *   sluice_meta.pipeline_status (pipeline text PRIMARY KEY, topics text, keyspace_name text, table_name text,
+ *       dead_letter_topic text, state text, consumed bigint, written bigint, dead_lettered bigint,
+ *       filtered bigint, inflight bigint, lag bigint, updated timestamp)
+ *   sluice_meta.pipeline_lag (pipeline text, topic text, partition int, committed bigint, high_watermark bigint,
+ *       lag bigint, updated timestamp, PRIMARY KEY ((pipeline), topic, partition))
+ *   sluice_meta.dead_letters (pipeline text, ts timestamp, topic text, partition int, offset bigint, field text,
+ *       value text, reason text, payload text, PRIMARY KEY ((pipeline), ts, topic, partition, offset))
+ *       WITH CLUSTERING ORDER BY (ts DESC, topic ASC, partition ASC, offset ASC) */
+#ifndef SL_API_INTERNAL_H
+#define SL_API_INTERNAL_H
+#include <h2o.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "cql/client.h"
+
+#define API_MAX_TABLES 128
+#define API_MAX_COLS 64
+#define API_MAX_KEY 256 /* bytes of one bound key value */
+
+typedef struct {
+  char name[128];
+  char type[128];
+  sl_cql_type_t *ctype;
+  int kind; /* 0 partition key, 1 clustering, 2 regular/static */
+  int position;
+  bool desc;
+} api_col_t;
+
+typedef struct {
+  char ks[64], name[128];
+  api_col_t cols[API_MAX_COLS];
+  int ncols;
+  int pk[8], npk;         /* column indexes in key order */
+  int ck[8], nck;
+  bool device_table;      /* ((device_id text, day date), ts timestamp) */
+} api_table_t;
+
+/* Endpoints group (metrics label). */
+typedef enum {
+  R_DEVICES, R_DEVICE_LATEST, R_DEVICE_READINGS, R_DEVICE_AGG, R_TABLES, R_TABLE_ROWS, R_PIPELINES,
+  R_DEAD_LETTERS, R_LIVE, R_METRICS, R_HEALTH, R_READY, R_OPENAPI, R_OTHER, R_COUNT
+} api_route_t;
+
+typedef struct op op_t;
+typedef void (*op_free_fn)(op_t *op);
+struct op {
+  sl_api_t *api;
+  h2o_req_t *req; /* NULL once the client went away */
+  struct op_guard *guard;
+  api_route_t route;
+  int64_t started_us;
+  int queries; /* CQL queries in flight for this op */
+  bool done;   /* answered (or abandoned); free when queries reaches 0 */
+  int in_cb;   /* depth of query callbacks running: the outermost frees afterwards */
+  bool internal; /* no HTTP request (schema refresh, live polls) */
+  op_free_fn free_fn;
+};
+
+/* Bound values of a query, by value so they can wait for a PREPARE. */
+enum { B_TEXT, B_BIGINT, B_INT, B_TS, B_DATE, B_STR };
+typedef struct {
+  int kind;
+  int64_t i;
+  size_t len;
+  char s[API_MAX_KEY];
+} api_bind_t;
+
+typedef void (*api_query_cb)(op_t *op, const sl_cql_result_t *res, const sl_cql_error_t *err);
+
+enum { HIST_BUCKETS = 12 };
+struct sl_api {
+  uv_loop_t *loop;
+  sl_api_config_t cfg;
+  h2o_globalconf_t conf;
+  h2o_context_t ctx;
+  h2o_accept_ctx_t accept_ctx;
+  bool ctx_inited;
+  uv_tcp_t listener;
+  bool listening;
+  int port;
+  int conns; /* open HTTP connections */
+  bool stopping;
+  bool cql_closed;
+  uv_timer_t timer; /* CQL connect retry, live polls, shutdown check */
+  bool timer_closed;
+  int64_t stop_deadline_ms;
+
+  sl_cql_client_t *cql;
+  bool cql_ready;
+  bool connecting;
+  int64_t next_connect_ms;
+
+  struct prep **preps; /* prepared statement cache (query.c) */
+  size_t npreps, cap_preps;
+
+  api_table_t *tables; /* schema cache (query.c) */
+  int ntables;
+  int64_t tables_at_ms;
+  bool tables_loading;
+  struct schema_wait *schema_waiters;
+
+  struct dev_index *devidx; /* device -> table, newest day (devices.c) */
+  struct live *live;        /* live.c */
+  int live_clients;
+
+  /* metrics */
+  uint64_t requests[R_COUNT][6]; /* by status class: 1xx..5xx, index 0 unused */
+  uint64_t hist[R_COUNT][HIST_BUCKETS + 1];
+  double hist_sum[R_COUNT];
+  uint64_t cql_queries, cql_errors, live_events, live_dropped;
+};
+
+/* server.c: the request's life */
+op_t *op_new(sl_api_t *api, h2o_req_t *req, api_route_t route, size_t size, op_free_fn free_fn);
+void op_reply_json(op_t *op, int status, json_t *body); /* takes body */
+void op_error(op_t *op, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void op_cql_error(op_t *op, const sl_cql_error_t *err);
+void op_maybe_free(op_t *op);
+void api_reply_json(sl_api_t *api, h2o_req_t *req, api_route_t route, int status, json_t *body);
+void api_reply_error(sl_api_t *api, h2o_req_t *req, api_route_t route, int status, const char *code,
+                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void api_count(sl_api_t *api, api_route_t route, int status, int64_t started_us);
+int64_t api_now_us(void);
+
+/* Query-string parameters (decoded into buf). Returns true when present. */
+bool api_param(h2o_req_t *req, const char *name, char *buf, size_t cap, bool *too_long);
+/* Times: ISO-8601 or epoch milliseconds. */
+int api_parse_time(const char *s, int64_t *ms);
+void api_format_time(int64_t ms, char out[32]);
+void api_format_day(int64_t day, char out[16]);
+static inline int64_t api_day_of(int64_t ms) { return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000); }
+
+/* query.c */
+void api_query(op_t *op, const char *cql, const api_bind_t *binds, size_t nbinds, int32_t page_size,
+               const void *paging, size_t paging_len, api_query_cb cb);
+void api_preps_free(sl_api_t *api);
+/* Calls cb once the schema cache is fresh (or failed: err set). */
+typedef void (*api_schema_cb)(op_t *op, const sl_cql_error_t *err);
+void api_with_schema(op_t *op, api_schema_cb cb);
+void api_schema_free(sl_api_t *api);
+const api_table_t *api_table_find(const sl_api_t *api, const char *ks, const char *name);
+int api_col_index(const api_table_t *t, const char *name);
+json_t *api_cell_json(const sl_cql_type_t *t, sl_slice_t cell);
+bool api_cell_number(const sl_cql_type_t *t, sl_slice_t cell, double *out);
+bool api_type_numeric(const sl_cql_type_t *t);
+json_t *api_row_json(const sl_cql_result_t *res, size_t row, const bool *keep);
+json_t *api_table_json(const api_table_t *t);
+/* Column selection from a `fields` parameter; keep[] is sized by the result's columns at row time, so it is kept
+ * as names. Returns 0 or writes an error message. */
+int api_fields_parse(const api_table_t *t, const char *list, bool *keep, char *err, size_t errlen);
+void api_keep_for_result(const sl_cql_result_t *res, const api_table_t *t, const bool *keep_tbl, bool *out);
+int api_encode_from_string(const sl_cql_type_t *t, const char *s, size_t len, sl_buf_t *out, char *err,
+                           size_t errlen);
+bool api_bind_bigint(api_bind_t *b, int64_t v);
+void bind_text(api_bind_t *b, const char *s);
+void bind_i64(api_bind_t *b, int kind, int64_t v);
+
+/* endpoints */
+void api_devices(sl_api_t *api, h2o_req_t *req);
+void api_device_latest(sl_api_t *api, h2o_req_t *req, const char *id);
+void api_device_readings(sl_api_t *api, h2o_req_t *req, const char *id);
+void api_device_aggregate(sl_api_t *api, h2o_req_t *req, const char *id);
+void api_devidx_free(sl_api_t *api);
+void api_tables(sl_api_t *api, h2o_req_t *req, const char *ks, const char *name);
+void api_table_rows(sl_api_t *api, h2o_req_t *req, const char *ks, const char *name);
+void api_pipelines(sl_api_t *api, h2o_req_t *req);
+void api_dead_letters(sl_api_t *api, h2o_req_t *req, const char *pipeline);
+void api_metrics(sl_api_t *api, h2o_req_t *req);
+void api_openapi(sl_api_t *api, h2o_req_t *req);
+void api_live_device(sl_api_t *api, h2o_req_t *req, const char *id);
+void api_live_table(sl_api_t *api, h2o_req_t *req, const char *ks, const char *name);
+void api_live_tick(sl_api_t *api);
+void api_live_stop_all(sl_api_t *api);
+void api_live_free(sl_api_t *api);
+
+void api_poll_table(sl_api_t *api, const char *qname, void *arg, void (*row)(void *arg, const sl_cql_result_t *res),
+                    void (*done)(void *arg, const sl_cql_error_t *err));
+size_t api_dev_op_size(void);
+void api_dev_op_prepare(op_t *op, bool need_latest);
+/* devices.c: finds the table and newest day of a device (cached index + bounded day walk). */
+typedef void (*api_locate_cb)(op_t *op, const api_table_t *t, const sl_cql_result_t *latest, int64_t day,
+                              const sl_cql_error_t *err);
+void api_device_locate(op_t *op, const char *id, const char *table_param, api_locate_cb cb);
+
+#endif

@@ -1,0 +1,661 @@
+/* The API role: configuration, h2o on the libuv loop, routing, the life of a request (op_t) and shutdown.
+ *
+ * Role life:
+ *
+ *   sl_api_start ──listen, ready file, sl_cql_client_connect──> SERVING (503 until the store answers; /ready)
+ *   SERVING ──sl_api_stop──> STOPPING: live streams end, the listener closes, idle keep-alive connections close
+ *            (h2o_context_request_shutdown), the CQL client closes (waiting requests answer 503)
+ *   STOPPING ──no connection left and the client closed (on_tick)──> h2o context disposed, timer closed, freed */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "api/api_internal.h"
+#include "core/addr.h"
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/log.h"
+
+#ifndef SLUICE_WEB_DIR
+#define SLUICE_WEB_DIR ""
+#endif
+
+#define F(key, type, field, def, min, max, help) {key, type, offsetof(sl_api_config_t, field), def, min, max, help}
+const sl_config_field_t sl_api_config_fields[] = {
+    F("api.listen", SL_CONFIG_STRING, listen, "127.0.0.1:8080", 0, 0, "HTTP listener host:port (port 0: any)"),
+    F("api.ready_file", SL_CONFIG_STRING, ready_file, "", 0, 0, "written with host:port once listening"),
+    F("api.cql", SL_CONFIG_STRING, cql, "127.0.0.1:9042", 0, 0, "CQL contact points (host:port,...)"),
+    F("api.cql_username", SL_CONFIG_STRING, cql_username, "", 0, 0, "CQL user (PasswordAuthenticator)"),
+    F("api.cql_password", SL_CONFIG_STRING, cql_password, "", 0, 0, "CQL password"),
+    F("api.web_dir", SL_CONFIG_STRING, web_dir, SLUICE_WEB_DIR, 0, 0, "the built dashboard (\"\": none)"),
+    F("api.default_limit", SL_CONFIG_INT, default_limit, "100", 1, 100000, "rows per page by default"),
+    F("api.max_limit", SL_CONFIG_INT, max_limit, "5000", 1, 100000, "largest page a request may ask for"),
+    F("api.default_range_ms", SL_CONFIG_INT, default_range_ms, "3600000", 1, INT64_MAX,
+      "time range when a request names no `from` (1h)"),
+    F("api.max_range_ms", SL_CONFIG_INT, max_range_ms, "2678400000", 1, INT64_MAX,
+      "largest from..to span of readings and rows requests (31d)"),
+    F("api.max_agg_range_ms", SL_CONFIG_INT, max_agg_range_ms, "2678400000", 1, INT64_MAX,
+      "largest from..to span of aggregate requests (31d)"),
+    F("api.max_buckets", SL_CONFIG_INT, max_buckets, "10000", 1, 1000000, "largest number of aggregate intervals"),
+    F("api.max_scan_rows", SL_CONFIG_INT, max_scan_rows, "2000000", 1, INT64_MAX,
+      "rows one aggregate request may read"),
+    F("api.lookback_days", SL_CONFIG_INT, lookback_days, "7", 0, 3660,
+      "day partitions searched back for a device's latest reading"),
+    F("api.device_cache_ms", SL_CONFIG_INT, device_cache_ms, "5000", 0, INT64_MAX,
+      "how long the device and schema indexes are reused"),
+    F("api.live_poll_ms", SL_CONFIG_INT, live_poll_ms, "500", 50, 60000, "live streams look for new rows this often"),
+    F("api.live_max_clients", SL_CONFIG_INT, live_max_clients, "256", 1, 100000, "concurrent live streams"),
+    F("api.live_max_pending", SL_CONFIG_INT, live_max_pending, "64", 1, 100000,
+      "events held for one slow live client (older ones are dropped, the client is told)"),
+};
+const size_t sl_api_config_field_count = sizeof sl_api_config_fields / sizeof sl_api_config_fields[0];
+
+enum { TICK_MS = 50, STOP_GRACE_MS = 5000 };
+
+int64_t api_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ------------------------------------------------------------------------------------------- responses, metrics */
+
+static const double hist_le_ms[HIST_BUCKETS] = {0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500};
+
+void api_count(sl_api_t *api, api_route_t route, int status, int64_t started_us) {
+  int cls = status / 100;
+  if (cls < 1 || cls > 5) cls = 5;
+  api->requests[route][cls]++;
+  if (started_us <= 0) return;
+  double ms = (double)(api_now_us() - started_us) / 1000.0;
+  int b = 0;
+  while (b < HIST_BUCKETS && ms > hist_le_ms[b]) b++;
+  api->hist[route][b]++;
+  api->hist_sum[route] += ms / 1000.0;
+}
+
+static const char *reason_of(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+static void send_json(h2o_req_t *req, int status, json_t *body) {
+  char *text = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  req->res.status = status;
+  req->res.reason = reason_of(status);
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+  if (!text) {
+    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the answer\"}}";
+    req->res.status = 500;
+    req->res.reason = reason_of(500);
+    h2o_send_inline(req, oom, sizeof oom - 1);
+    return;
+  }
+  size_t len = strlen(text);
+  text[len++] = '\n'; /* replaces the NUL: h2o_send_inline copies len bytes */
+  h2o_send_inline(req, text, len);
+  free(text);
+}
+
+static json_t *error_body(const char *code, const char *msg) {
+  return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+}
+
+void api_reply_json(sl_api_t *api, h2o_req_t *req, api_route_t route, int status, json_t *body) {
+  api_count(api, route, status, 0);
+  send_json(req, status, body);
+}
+
+void api_reply_error(sl_api_t *api, h2o_req_t *req, api_route_t route, int status, const char *code,
+                     const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  api_reply_json(api, req, route, status, error_body(code, msg));
+}
+
+/* ------------------------------------------------------------------------------------------------ request life */
+
+struct op_guard {
+  op_t *op;
+};
+
+static void guard_dispose(void *p) {
+  struct op_guard *g = p;
+  if (g->op) {
+    g->op->req = NULL;
+    g->op->guard = NULL;
+  }
+}
+
+op_t *op_new(sl_api_t *api, h2o_req_t *req, api_route_t route, size_t size, op_free_fn free_fn) {
+  op_t *op = calloc(1, size);
+  if (!op) return NULL;
+  op->api = api;
+  op->route = route;
+  op->free_fn = free_fn;
+  op->started_us = api_now_us();
+  if (req) {
+    op->req = req;
+    op->guard = h2o_mem_alloc_shared(&req->pool, sizeof *op->guard, guard_dispose);
+    op->guard->op = op;
+  } else {
+    op->internal = true;
+  }
+  return op;
+}
+
+void op_maybe_free(op_t *op) {
+  if (!op->done || op->queries > 0 || op->in_cb) return;
+  if (op->guard) op->guard->op = NULL;
+  if (op->free_fn) op->free_fn(op);
+  free(op);
+}
+
+void op_reply_json(op_t *op, int status, json_t *body) {
+  if (op->done) {
+    json_decref(body);
+    return;
+  }
+  op->done = true;
+  if (op->req) {
+    api_count(op->api, op->route, status, op->started_us);
+    h2o_req_t *req = op->req;
+    if (op->guard) op->guard->op = NULL;
+    op->guard = NULL;
+    op->req = NULL;
+    send_json(req, status, body);
+  } else {
+    json_decref(body);
+  }
+  op_maybe_free(op);
+}
+
+void op_error(op_t *op, int status, const char *code, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  op_reply_json(op, status, error_body(code, msg));
+}
+
+void op_cql_error(op_t *op, const sl_cql_error_t *err) {
+  op->api->cql_errors++;
+  switch (err->code) {
+    case SL_CQL_CLIENT_TIMEOUT: op_error(op, 504, "store_timeout", "the store did not answer in time"); break;
+    case SL_CQL_CLIENT_OVERLOADED: op_error(op, 503, "overloaded", "too many store requests in flight"); break;
+    case SL_CQL_CLIENT_BAD_VALUE: op_error(op, 400, "bad_value", "%s", err->message); break;
+    case SL_CQL_CLIENT_NO_HOST:
+    case SL_CQL_CLIENT_CONNECTION_CLOSED:
+    case SL_CQL_CLIENT_CLOSING: op_error(op, 503, "store_unavailable", "%s", err->message); break;
+    case 0x2200: op_error(op, 400, "invalid_query", "%s", err->message); break;
+    default: op_error(op, 502, "store_error", "store error 0x%04x: %s", (unsigned)err->code, err->message); break;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ parameters, times */
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes [s, s+n) into out (cap bytes incl. NUL); '+' is a space in query strings. Returns length or -1. */
+static long url_decode(const char *s, size_t n, bool plus, char *out, size_t cap) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    int c = (unsigned char)s[i];
+    if (c == '%') {
+      if (i + 2 >= n) return -1;
+      int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+      if (h < 0 || l < 0) return -1;
+      c = h << 4 | l;
+      i += 2;
+    } else if (c == '+' && plus) {
+      c = ' ';
+    }
+    if (c == 0) return -1;
+    if (o + 1 >= cap) return -1;
+    out[o++] = (char)c;
+  }
+  out[o] = 0;
+  return (long)o;
+}
+
+bool api_param(h2o_req_t *req, const char *name, char *buf, size_t cap, bool *too_long) {
+  if (too_long) *too_long = false;
+  if (req->query_at == SIZE_MAX) return false;
+  const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+  size_t nlen = strlen(name);
+  while (q < end) {
+    const char *amp = memchr(q, '&', (size_t)(end - q));
+    if (!amp) amp = end;
+    const char *eq = memchr(q, '=', (size_t)(amp - q));
+    const char *kend = eq ? eq : amp;
+    char key[128];
+    long kl = url_decode(q, (size_t)(kend - q), true, key, sizeof key);
+    if (kl == (long)nlen && memcmp(key, name, nlen) == 0) {
+      const char *v = eq ? eq + 1 : amp;
+      long vl = url_decode(v, (size_t)(amp - v), true, buf, cap);
+      if (vl < 0) {
+        if (too_long) *too_long = true;
+        buf[0] = 0;
+      }
+      return true;
+    }
+    q = amp + 1;
+  }
+  return false;
+}
+
+/* Names every query parameter not in `allowed` (NULL-terminated), or any that does not decode. */
+static bool params_check(h2o_req_t *req, const char *const *allowed, bool allow_any, char *bad, size_t cap) {
+  if (req->query_at == SIZE_MAX) return true;
+  const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+  while (q < end) {
+    const char *amp = memchr(q, '&', (size_t)(end - q));
+    if (!amp) amp = end;
+    const char *eq = memchr(q, '=', (size_t)(amp - q));
+    const char *kend = eq ? eq : amp;
+    char key[128];
+    if (kend > q) {
+      if (url_decode(q, (size_t)(kend - q), true, key, sizeof key) < 0) {
+        snprintf(bad, cap, "a query parameter name does not decode or is too long");
+        return false;
+      }
+      bool ok = allow_any;
+      for (size_t i = 0; !ok && allowed[i]; i++) ok = !strcmp(allowed[i], key);
+      if (!ok) {
+        snprintf(bad, cap, "unknown query parameter '%.100s'", key);
+        return false;
+      }
+    }
+    q = amp + 1;
+  }
+  return true;
+}
+
+int api_parse_time(const char *s, int64_t *ms) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 64) return -EINVAL;
+  if (!strcmp(s, "now")) {
+    *ms = sl_wall_ms();
+    return 0;
+  }
+  size_t i = s[0] == '-' ? 1 : 0;
+  bool digits = i < n;
+  for (size_t j = i; j < n; j++) digits = digits && s[j] >= '0' && s[j] <= '9';
+  if (digits) {
+    if (n - i > 15) return -ERANGE;
+    *ms = strtoll(s, NULL, 10);
+    return 0;
+  }
+  if (n < 10 || s[4] != '-') return -EINVAL;
+  if (sl_cql_parse_timestamp(s, n, ms) != 0) return -EINVAL;
+  return 0;
+}
+
+void api_format_day(int64_t day, char out[16]) {
+  time_t t = (time_t)(day * 86400);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  snprintf(out, 16, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100);
+}
+
+void api_format_time(int64_t ms, char out[32]) {
+  int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+  int frac = (int)(ms - sec * 1000);
+  time_t t = (time_t)sec;
+  struct tm tm;
+  if (!gmtime_r(&t, &tm)) {
+    snprintf(out, 32, "%lld", (long long)ms);
+    return;
+  }
+  snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
+           tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, (frac % 1000 + 1000) % 1000);
+}
+
+/* -------------------------------------------------------------------------------------------------- routing */
+
+typedef struct {
+  h2o_handler_t super;
+  sl_api_t *api;
+} handler_t;
+
+enum { MAX_SEGS = 8, SEG_CAP = 256 };
+
+static const char *const P_NONE[] = {NULL};
+static const char *const P_DEVICES[] = {"table", NULL};
+static const char *const P_LATEST[] = {"table", "fields", NULL};
+static const char *const P_READINGS[] = {"table", "from", "to", "fields", "limit", "cursor", "order", NULL};
+static const char *const P_AGG[] = {"table", "from", "to", "fields", "interval", "agg", NULL};
+static const char *const P_DLQ[] = {"limit", NULL};
+static const char *const P_LIVE[] = {"table", NULL};
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req) {
+  sl_api_t *api = ((handler_t *)self)->api;
+  char segs[MAX_SEGS][SEG_CAP];
+  int nseg = 0;
+  /* the raw path (before the query), split on '/', each segment percent-decoded */
+  size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+  const char *p = req->path.base, *end = p + plen;
+  bool bad = false;
+  while (p < end) {
+    while (p < end && *p == '/') p++;
+    if (p >= end) break;
+    const char *s = p;
+    while (p < end && *p != '/') p++;
+    if (nseg == MAX_SEGS || url_decode(s, (size_t)(p - s), false, segs[nseg], SEG_CAP) < 0) {
+      bad = true;
+      break;
+    }
+    nseg++;
+  }
+  bool is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+                h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+  if (bad) {
+    api_reply_error(api, req, R_OTHER, 400, "bad_path", "the path does not decode or has too many segments");
+    return 0;
+  }
+#define SEG(i, lit) (nseg > (i) && !strcmp(segs[i], lit))
+  const char *const *allowed = P_NONE;
+  bool any_params = false;
+  api_route_t route = R_OTHER;
+  int kind = -1;
+  if (nseg == 1 && SEG(0, "health")) route = R_HEALTH, kind = 0;
+  else if (nseg == 1 && SEG(0, "ready")) route = R_READY, kind = 1;
+  else if (nseg == 1 && SEG(0, "metrics")) route = R_METRICS, kind = 2;
+  else if ((nseg == 1 && SEG(0, "openapi.json")) || (nseg == 3 && SEG(0, "api") && SEG(1, "v1") && SEG(2, "openapi.json")))
+    route = R_OPENAPI, kind = 3;
+  else if (nseg >= 2 && SEG(0, "api") && SEG(1, "v1")) {
+    if (nseg == 3 && SEG(2, "devices")) route = R_DEVICES, kind = 10, allowed = P_DEVICES;
+    else if (nseg == 4 && SEG(2, "devices")) route = R_DEVICE_LATEST, kind = 11, allowed = P_LATEST;
+    else if (nseg == 5 && SEG(2, "devices") && SEG(4, "latest")) route = R_DEVICE_LATEST, kind = 11, allowed = P_LATEST;
+    else if (nseg == 5 && SEG(2, "devices") && SEG(4, "readings")) route = R_DEVICE_READINGS, kind = 12, allowed = P_READINGS;
+    else if (nseg == 5 && SEG(2, "devices") && SEG(4, "aggregate")) route = R_DEVICE_AGG, kind = 13, allowed = P_AGG;
+    else if (nseg == 3 && SEG(2, "tables")) route = R_TABLES, kind = 20;
+    else if (nseg == 5 && SEG(2, "tables")) route = R_TABLES, kind = 21;
+    else if (nseg == 6 && SEG(2, "tables") && SEG(5, "rows")) route = R_TABLE_ROWS, kind = 22, any_params = true;
+    else if (nseg == 3 && SEG(2, "pipelines")) route = R_PIPELINES, kind = 30;
+    else if (nseg == 5 && SEG(2, "pipelines") && SEG(4, "dead-letters")) route = R_DEAD_LETTERS, kind = 31, allowed = P_DLQ;
+    else if (nseg == 5 && SEG(2, "live") && SEG(3, "devices")) route = R_LIVE, kind = 40, allowed = P_LIVE;
+    else if (nseg == 6 && SEG(2, "live") && SEG(3, "tables")) route = R_LIVE, kind = 41;
+  }
+#undef SEG
+  if (kind < 0) {
+    api_reply_error(api, req, R_OTHER, 404, "not_found", "no such endpoint (see /openapi.json)");
+    return 0;
+  }
+  if (!is_get) {
+    api_reply_error(api, req, route, 405, "method_not_allowed", "only GET is served here");
+    return 0;
+  }
+  char why[200];
+  if (!params_check(req, allowed, any_params, why, sizeof why)) {
+    api_reply_error(api, req, route, 400, "bad_parameter", "%s", why);
+    return 0;
+  }
+  if (kind >= 10 && !api->cql_ready) {
+    api_reply_error(api, req, route, 503, "store_unavailable", "not connected to the store yet");
+    return 0;
+  }
+  if (api->stopping && kind >= 10) {
+    api_reply_error(api, req, route, 503, "stopping", "the server is shutting down");
+    return 0;
+  }
+  switch (kind) {
+    case 0: api_reply_json(api, req, route, 200, json_pack("{s:s}", "status", "ok")); break;
+    case 1:
+      if (api->cql_ready && !api->stopping)
+        api_reply_json(api, req, route, 200, json_pack("{s:s,s:b}", "status", "ready", "store", 1));
+      else
+        api_reply_json(api, req, route, 503, json_pack("{s:s,s:b}", "status", "not_ready", "store", 0));
+      break;
+    case 2: api_metrics(api, req); break;
+    case 3: api_openapi(api, req); break;
+    case 10: api_devices(api, req); break;
+    case 11: api_device_latest(api, req, segs[3]); break;
+    case 12: api_device_readings(api, req, segs[3]); break;
+    case 13: api_device_aggregate(api, req, segs[3]); break;
+    case 20: api_tables(api, req, NULL, NULL); break;
+    case 21: api_tables(api, req, segs[3], segs[4]); break;
+    case 22: api_table_rows(api, req, segs[3], segs[4]); break;
+    case 30: api_pipelines(api, req); break;
+    case 31: api_dead_letters(api, req, segs[3]); break;
+    case 40: api_live_device(api, req, segs[4]); break;
+    case 41: api_live_table(api, req, segs[4], segs[5]); break;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------- connections, CQL */
+
+typedef struct {
+  uv_tcp_t tcp; /* first: h2o frees the handle through the close callback */
+  sl_api_t *api;
+} http_conn_t;
+
+static void on_http_conn_closed(uv_handle_t *h) {
+  http_conn_t *c = (http_conn_t *)h;
+  c->api->conns--;
+  free(c);
+}
+
+static void on_accept(uv_stream_t *listener, int status) {
+  sl_api_t *api = listener->data;
+  if (status != 0 || api->stopping) return;
+  http_conn_t *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->api = api;
+  uv_tcp_init(api->loop, &c->tcp);
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  api->conns++;
+  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_http_conn_closed);
+  h2o_accept(&api->accept_ctx, sock);
+}
+
+static void on_cql_connected(sl_cql_client_t *c, const sl_cql_error_t *err, void *arg) {
+  sl_api_t *api = arg;
+  api->connecting = false;
+  if (api->stopping) return;
+  if (err) {
+    SL_WARN("api", "store not reachable (%s): retrying", err->message);
+    api->next_connect_ms = sl_monotonic_ms() + 1000;
+    return;
+  }
+  api->cql_ready = true;
+  SL_INFO("api", "connected to the store");
+}
+
+static int cql_open(sl_api_t *api) {
+  sl_cql_client_config_t cc;
+  sl_cql_client_config_defaults(&cc);
+  cc.contact_points = api->cfg.cql;
+  if (api->cfg.cql_username[0]) {
+    cc.username = api->cfg.cql_username;
+    cc.password = api->cfg.cql_password;
+  }
+  cc.request_timeout_ms = 10000;
+  cc.connect_timeout_ms = 2000;
+  int rc = sl_cql_client_create(api->loop, &cc, &api->cql);
+  if (rc != 0) return rc;
+  api->connecting = true;
+  sl_cql_client_connect(api->cql, on_cql_connected, api);
+  return 0;
+}
+
+static void on_cql_closed(void *arg) {
+  sl_api_t *api = arg;
+  api->cql = NULL;
+  api->cql_closed = true;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  sl_api_t *api = h->data;
+  free(api);
+}
+
+static void finish_stop(sl_api_t *api) {
+  api_live_free(api);
+  api_preps_free(api);
+  api_schema_free(api);
+  api_devidx_free(api);
+  if (api->ctx_inited) {
+    /* h2o_context_request_shutdown leaves its HTTP/2 GOAWAY re-send entry on the one-second timeout */
+    if (h2o_timeout_is_linked(&api->ctx.http2._graceful_shutdown_timeout))
+      h2o_timeout_unlink(&api->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&api->ctx);
+  }
+  h2o_config_dispose(&api->conf);
+  api->ctx_inited = false;
+  uv_close((uv_handle_t *)&api->timer, on_timer_closed);
+}
+
+static void on_tick(uv_timer_t *t) {
+  sl_api_t *api = t->data;
+  int64_t now = sl_monotonic_ms();
+  if (api->stopping) {
+    if (api->conns > 0) h2o_context_request_shutdown(&api->ctx);
+    if (api->conns == 0 && api->cql_closed && !api->live) {
+      uv_timer_stop(t);
+      finish_stop(api);
+    } else if (now > api->stop_deadline_ms) {
+      SL_WARN("api", "still waiting for %d connection(s) to close", api->conns);
+      api->stop_deadline_ms = now + STOP_GRACE_MS;
+    }
+    return;
+  }
+  if (!api->cql_ready && !api->connecting && now >= api->next_connect_ms) {
+    /* a failed connect leaves the client usable: try again */
+    api->connecting = true;
+    sl_cql_client_connect(api->cql, on_cql_connected, api);
+  }
+  api_live_tick(api);
+}
+
+static void on_listener_closed(uv_handle_t *h) { (void)h; }
+
+int sl_api_start(uv_loop_t *loop, const sl_api_config_t *cfg, sl_api_t **out) {
+  char host[256];
+  int port;
+  if (sl_addr_split(cfg->listen, host, sizeof host, &port) != 0) {
+    SL_ERROR("api", "bad listen address '%s' (HOST:PORT)", cfg->listen);
+    return -EINVAL;
+  }
+  sl_api_t *api = calloc(1, sizeof *api);
+  if (!api) return -ENOMEM;
+  api->loop = loop;
+  api->cfg = *cfg;
+  h2o_config_init(&api->conf);
+  api->conf.server_name = h2o_iovec_init(H2O_STRLIT("sluice"));
+  h2o_hostconf_t *hostconf = h2o_config_register_host(&api->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+  const char *api_paths[] = {"/api", "/metrics", "/health", "/ready", "/openapi.json"};
+  for (size_t i = 0; i < sizeof api_paths / sizeof api_paths[0]; i++) {
+    h2o_pathconf_t *pc = h2o_config_register_path(hostconf, api_paths[i], 0);
+    handler_t *h = (handler_t *)h2o_create_handler(pc, sizeof *h);
+    h->super.on_req = on_req;
+    h->api = api;
+  }
+  h2o_pathconf_t *root = h2o_config_register_path(hostconf, "/", 0);
+  if (cfg->web_dir[0]) {
+    static const char *index_files[] = {"index.html", NULL};
+    h2o_file_register(root, cfg->web_dir, index_files, NULL, 0);
+  } else {
+    handler_t *h = (handler_t *)h2o_create_handler(root, sizeof *h);
+    h->super.on_req = on_req;
+    h->api = api;
+  }
+  h2o_context_init(&api->ctx, loop, &api->conf);
+  api->ctx_inited = true;
+  api->accept_ctx.ctx = &api->ctx;
+  api->accept_ctx.hosts = api->conf.hosts;
+
+  int rc = 0;
+  struct sockaddr_storage sa;
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {
+    SL_ERROR("api", "bad listen host '%s' (an IP address)", host);
+    rc = -EINVAL;
+    goto fail_ctx;
+  }
+  uv_tcp_init(loop, &api->listener);
+  api->listener.data = api;
+  if ((rc = uv_tcp_bind(&api->listener, (struct sockaddr *)&sa, 0)) != 0 ||
+      (rc = uv_listen((uv_stream_t *)&api->listener, 1024, on_accept)) != 0) {
+    SL_ERROR("api", "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+    uv_close((uv_handle_t *)&api->listener, NULL);
+    goto fail_ctx;
+  }
+  api->listening = true;
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  uv_tcp_getsockname(&api->listener, (struct sockaddr *)&bound, &blen);
+  api->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+  if ((rc = cql_open(api)) != 0) {
+    SL_ERROR("api", "cannot create the CQL client: %d", rc);
+    uv_close((uv_handle_t *)&api->listener, NULL);
+    goto fail_ctx;
+  }
+  uv_timer_init(loop, &api->timer);
+  api->timer.data = api;
+  uv_timer_start(&api->timer, on_tick, TICK_MS, TICK_MS);
+  if (cfg->ready_file[0]) {
+    rc = sl_fs_write_ready_file(cfg->ready_file, host, api->port);
+    if (rc != 0) SL_WARN("api", "cannot write the ready file %s: %s", cfg->ready_file, strerror(-rc));
+  }
+  SL_INFO("api", "listening on %s:%d (store %s, dashboard %s)", host, api->port, cfg->cql,
+          cfg->web_dir[0] ? cfg->web_dir : "none");
+  *out = api;
+  return 0;
+
+fail_ctx:
+  /* the context's timers close asynchronously; the api is freed from a closed handle like in stop */
+  h2o_context_dispose(&api->ctx);
+  h2o_config_dispose(&api->conf);
+  api->ctx_inited = false;
+  uv_timer_init(loop, &api->timer);
+  api->timer.data = api;
+  uv_close((uv_handle_t *)&api->timer, on_timer_closed);
+  return rc < 0 ? rc : -EINVAL;
+}
+
+void sl_api_stop(sl_api_t *api) {
+  if (api->stopping) return;
+  api->stopping = true;
+  api->cql_ready = false;
+  api->stop_deadline_ms = sl_monotonic_ms() + STOP_GRACE_MS;
+  if (api->listening) uv_close((uv_handle_t *)&api->listener, on_listener_closed);
+  api->listening = false;
+  api_live_stop_all(api);
+  h2o_context_request_shutdown(&api->ctx);
+  sl_cql_client_close(api->cql, on_cql_closed, api);
+}
+
+int sl_api_port(const sl_api_t *api) { return api->port; }
