@@ -12,7 +12,7 @@ deps:
 	@scripts/deps.sh
 
 run: deps all
-	$(BUILD)/sluice broker
+	$(BUILD)/sluice up
 
 test: deps
 	@scripts/test.sh

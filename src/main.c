@@ -108,7 +108,7 @@ static const alias_t api_aliases[] = {{"listen", "api.listen", "where to listen 
 static const alias_t up_aliases[] = {{"data-dir", "up.data_dir", "where all data lives"},
                                      {"kafka-listen", "broker.listen", "Kafka listener HOST:PORT"},
                                      {"cql-listen", "store.listen", "CQL listener HOST:PORT"},
-                                     {"http-listen", "up.http_listen", "HTTP listener (reserved for the API)"},
+                                     {"http-listen", "up.http_listen", "HTTP listener: REST API and dashboard"},
                                      {"ready-file", "up.ready_file", "written with one \"service host:port\" line each"},
                                      {NULL, NULL, NULL}};
 

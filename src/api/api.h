@@ -44,5 +44,7 @@ int sl_api_start(uv_loop_t *loop, const sl_api_config_t *cfg, sl_api_t **out);
  * once every handle is closed (run the loop). */
 void sl_api_stop(sl_api_t *api);
 int sl_api_port(const sl_api_t *api);
+/* stopped(arg) runs once a stopped api has closed everything and freed itself (`sluice up` stops the store after). */
+void sl_api_on_stopped(sl_api_t *api, void (*stopped)(void *arg), void *arg);
 
 #endif

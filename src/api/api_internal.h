@@ -100,6 +100,8 @@ struct sl_api {
   uv_timer_t timer; /* CQL connect retry, live polls, shutdown check */
   bool timer_closed;
   int64_t stop_deadline_ms;
+  void (*stopped)(void *arg); /* sl_api_on_stopped */
+  void *stopped_arg;
 
   sl_cql_client_t *cql;
   bool cql_ready;

@@ -519,7 +519,10 @@ static void on_cql_closed(void *arg) {
 
 static void on_timer_closed(uv_handle_t *h) {
   sl_api_t *api = h->data;
+  void (*stopped)(void *) = api->stopped;
+  void *arg = api->stopped_arg;
   free(api);
+  if (stopped) stopped(arg);
 }
 
 static void finish_stop(sl_api_t *api) {
@@ -659,3 +662,8 @@ void sl_api_stop(sl_api_t *api) {
 }
 
 int sl_api_port(const sl_api_t *api) { return api->port; }
+
+void sl_api_on_stopped(sl_api_t *api, void (*stopped)(void *arg), void *arg) {
+  api->stopped = stopped;
+  api->stopped_arg = arg;
+}

@@ -224,8 +224,9 @@ static void on_lag(op_t *op, const sl_cql_result_t *res, const sl_cql_error_t *e
     json_t *p;
     json_array_foreach(pipes, i, p) {
       if (name && !strcmp(json_string_value(json_object_get(p, "name")), name)) {
-        json_object_del(row, "pipeline");
+        json_object_del(row, "pipeline"); /* frees name: one pipeline has that name */
         json_array_append(json_object_get(p, "partitions"), row);
+        break;
       }
     }
     json_decref(row);

@@ -360,7 +360,13 @@ const char *sl_cql_value_validate(const sl_cql_type_t *t, const uint8_t *p, size
       }
       return sl_reader_remaining(&r) == 0 ? NULL : "Invalid tuple: trailing bytes";
     }
-    default: return NULL; /* blob, varint, duration, custom */
+    case CQL_TYPE_DURATION: {
+      if (len == 0) return NULL;
+      int32_t mo, d;
+      int64_t ns;
+      return sl_cql_duration_decode(p, len, &mo, &d, &ns) == 0 ? NULL : "Invalid duration value";
+    }
+    default: return NULL; /* blob, varint, custom */
   }
 }
 
@@ -535,5 +541,147 @@ int sl_cql_varint_decode(const uint8_t *p, size_t len, int64_t *out) {
   uint64_t v = (p[0] & 0x80) ? UINT64_MAX : 0;
   for (size_t i = 0; i < len; i++) v = v << 8 | p[i];
   *out = (int64_t)v;
+  return 0;
+}
+
+/* ---- duration: three signed vints (months, days, nanoseconds), zigzag then Cassandra's unsigned vint ---- */
+
+static size_t uvint_put(uint64_t v, uint8_t *out) {
+  int lz = v ? __builtin_clzll(v) : 63;
+  if (lz == 64) lz = 63;
+  size_t size = (size_t)((639 - lz * 9) >> 6); /* 1..9 */
+  if (size == 1) {
+    out[0] = (uint8_t)v;
+    return 1;
+  }
+  size_t extra = size - 1;
+  for (size_t i = extra + 1; i-- > 0;) {
+    out[i] = (uint8_t)v;
+    v >>= 8;
+  }
+  out[0] |= (uint8_t)~(0xFFu >> extra);
+  return size;
+}
+
+static int uvint_get(sl_reader_t *r, uint64_t *out) {
+  uint8_t b = sl_read_u8(r);
+  if (r->err) return -EINVAL;
+  int extra = 0;
+  while (extra < 8 && (b & (0x80 >> extra))) extra++;
+  uint64_t v = extra == 8 ? 0 : (uint64_t)(b & (0xFF >> extra));
+  for (int i = 0; i < extra; i++) {
+    uint8_t c = sl_read_u8(r);
+    if (r->err) return -EINVAL;
+    v = v << 8 | c;
+  }
+  *out = v;
+  return 0;
+}
+
+size_t sl_cql_duration_encode(int32_t months, int32_t days, int64_t nanos, uint8_t out[27]) {
+  size_t n = 0;
+  int64_t v[3] = {months, days, nanos};
+  for (int i = 0; i < 3; i++) n += uvint_put(((uint64_t)v[i] << 1) ^ (uint64_t)(v[i] >> 63), out + n);
+  return n;
+}
+
+int sl_cql_duration_decode(const uint8_t *p, size_t len, int32_t *months, int32_t *days, int64_t *nanos) {
+  sl_reader_t r;
+  sl_reader_init(&r, p, len);
+  int64_t v[3];
+  for (int i = 0; i < 3; i++) {
+    uint64_t u;
+    if (uvint_get(&r, &u) != 0) return -EINVAL;
+    v[i] = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+  }
+  if (sl_reader_remaining(&r) != 0 || v[0] < INT32_MIN || v[0] > INT32_MAX || v[1] < INT32_MIN || v[1] > INT32_MAX)
+    return -EINVAL;
+  /* the three parts share one sign */
+  if ((v[0] < 0 || v[1] < 0 || v[2] < 0) && (v[0] > 0 || v[1] > 0 || v[2] > 0)) return -EINVAL;
+  *months = (int32_t)v[0];
+  *days = (int32_t)v[1];
+  *nanos = v[2];
+  return 0;
+}
+
+static int dur_add(int64_t *acc, int64_t n, int64_t unit) {
+  if (n > INT64_MAX / unit || *acc > INT64_MAX - n * unit) return -ERANGE;
+  *acc += n * unit;
+  return 0;
+}
+
+int sl_cql_parse_duration(const char *s, size_t len, int32_t *months, int32_t *days, int64_t *nanos) {
+  size_t i = 0;
+  bool neg = false;
+  if (i < len && s[i] == '-') {
+    neg = true;
+    i++;
+  }
+  int64_t mo = 0, d = 0, ns = 0;
+  if (i < len && (s[i] == 'P' || s[i] == 'p')) { /* ISO 8601: PnYnMnDTnHnMnS or PnW */
+    i++;
+    bool time = false, any = false;
+    while (i < len) {
+      if (s[i] == 'T' || s[i] == 't') {
+        if (time) return -EINVAL;
+        time = true;
+        i++;
+        continue;
+      }
+      if (!isdigit((unsigned char)s[i])) return -EINVAL;
+      int64_t n = 0;
+      while (i < len && isdigit((unsigned char)s[i])) {
+        if (n > (INT64_MAX - 9) / 10) return -ERANGE;
+        n = n * 10 + (s[i++] - '0');
+      }
+      if (i >= len) return -EINVAL;
+      char u = (char)toupper((unsigned char)s[i++]);
+      int rc;
+      if (!time && u == 'Y') rc = dur_add(&mo, n, 12);
+      else if (!time && u == 'M') rc = dur_add(&mo, n, 1);
+      else if (!time && u == 'W') rc = dur_add(&d, n, 7);
+      else if (!time && u == 'D') rc = dur_add(&d, n, 1);
+      else if (time && u == 'H') rc = dur_add(&ns, n, 3600000000000LL);
+      else if (time && u == 'M') rc = dur_add(&ns, n, 60000000000LL);
+      else if (time && u == 'S') rc = dur_add(&ns, n, 1000000000LL);
+      else return -EINVAL;
+      if (rc) return rc;
+      any = true;
+    }
+    if (!any) return -EINVAL;
+  } else { /* 1y2mo3w4d5h6m7s8ms9us10ns (µs too) */
+    if (i >= len) return -EINVAL;
+    while (i < len) {
+      if (!isdigit((unsigned char)s[i])) return -EINVAL;
+      int64_t n = 0;
+      while (i < len && isdigit((unsigned char)s[i])) {
+        if (n > (INT64_MAX - 9) / 10) return -ERANGE;
+        n = n * 10 + (s[i++] - '0');
+      }
+      size_t u0 = i;
+      while (i < len && !isdigit((unsigned char)s[i])) i++;
+      size_t ul = i - u0;
+      char u[4] = {0};
+      if (ul == 0 || ul > 3) return -EINVAL;
+      for (size_t k = 0; k < ul; k++) u[k] = (char)tolower((unsigned char)s[u0 + k]);
+      int rc;
+      if (!strcmp(u, "y")) rc = dur_add(&mo, n, 12);
+      else if (!strcmp(u, "mo")) rc = dur_add(&mo, n, 1);
+      else if (!strcmp(u, "w")) rc = dur_add(&d, n, 7);
+      else if (!strcmp(u, "d")) rc = dur_add(&d, n, 1);
+      else if (!strcmp(u, "h")) rc = dur_add(&ns, n, 3600000000000LL);
+      else if (!strcmp(u, "m")) rc = dur_add(&ns, n, 60000000000LL);
+      else if (!strcmp(u, "s")) rc = dur_add(&ns, n, 1000000000LL);
+      else if (!strcmp(u, "ms")) rc = dur_add(&ns, n, 1000000LL);
+      else if (!strcmp(u, "us") || !strcmp(u, "\xc2\xb5s")) rc = dur_add(&ns, n, 1000LL);
+      else if (!strcmp(u, "ns")) rc = dur_add(&ns, n, 1);
+      else return -EINVAL;
+      if (rc) return rc;
+    }
+  }
+  if (mo > INT32_MAX || d > INT32_MAX) return -ERANGE;
+  *months = (int32_t)(neg ? -mo : mo);
+  *days = (int32_t)(neg ? -d : d);
+  *nanos = neg ? -ns : ns;
   return 0;
 }

@@ -81,6 +81,13 @@ int sl_cql_parse_inet(const char *s, size_t len, uint8_t out[16]);
 /* Days since 1970-01-01 for a proleptic Gregorian date (and back). */
 int64_t sl_cql_days_from_civil(int64_t y, unsigned m, unsigned d);
 
+/* duration: "1h30m", "2d", "-5s", "1y2mo3w4d5h6m7s8ms9us10ns", ISO "P1DT2H" / "P2W". Returns 0, -EINVAL or
+ * -ERANGE. */
+int sl_cql_parse_duration(const char *s, size_t len, int32_t *months, int32_t *days, int64_t *nanos);
+/* The wire form: months, days, nanoseconds as zigzag vints (Cassandra's VIntCoding); returns the length. */
+size_t sl_cql_duration_encode(int32_t months, int32_t days, int64_t nanos, uint8_t out[27]);
+int sl_cql_duration_decode(const uint8_t *p, size_t len, int32_t *months, int32_t *days, int64_t *nanos);
+
 /* Minimal two's-complement big-endian varint of v; returns its length (1..9). */
 size_t sl_cql_varint_encode(int64_t v, uint8_t out[9]);
 /* Reads a varint of at most 8 bytes; returns 0 or -ERANGE. */

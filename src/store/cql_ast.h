@@ -112,9 +112,12 @@ struct cql_stmt {
   cql_term_t *limit, *per_partition_limit;
   /* INSERT / UPDATE / DELETE */
   sl_vec_t columns;    /* INSERT: const char*; DELETE: const char* */
+  sl_vec_t column_keys;/* DELETE: parallel to columns, cql_term_t* of c[key] or NULL */
   sl_vec_t values;     /* INSERT: cql_term_t* */
   sl_vec_t assignments;/* UPDATE: cql_assignment_t* */
   cql_term_t *ttl, *timestamp;
+  cql_term_t *json_value;  /* INSERT JSON: the JSON text (a string or a bind marker) */
+  bool json_default_unset; /* INSERT JSON ... DEFAULT UNSET (omitted columns untouched instead of null) */
   sl_vec_t conditions; /* IF col = x: cql_relation_t* */
   /* BATCH */
   int batch_type;      /* 0 logged, 1 unlogged, 2 counter */

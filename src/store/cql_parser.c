@@ -290,6 +290,17 @@ static cql_term_t *new_term(parser_t *ps, cql_term_kind_t k) {
 
 static cql_term_t *term(parser_t *ps);
 
+/* An unquoted duration literal: digits followed by units (1h30m), or ISO 8601 (P1DT2H, PT5M, P2W). */
+static bool is_duration_tok(const tok_t *t) {
+  if (t->kind != T_IDENT || t->len < 2) return false;
+  if (isdigit((unsigned char)t->p[0])) return true;
+  if (t->p[0] != 'P' && t->p[0] != 'p') return false;
+  if (!isdigit((unsigned char)t->p[1]) && t->p[1] != 'T' && t->p[1] != 't') return false;
+  for (size_t i = 1; i < t->len; i++)
+    if (!isalnum((unsigned char)t->p[i])) return false;
+  return true;
+}
+
 static bool term_list(parser_t *ps, cql_term_t *t, const char *close, bool map) {
   sl_vec_t v = {0};
   if (!accept_punct(ps, close)) {
@@ -362,7 +373,7 @@ static cql_term_t *term_inner(parser_t *ps) {
     case T_PUNCT:
       if (is_punct(ps, "-")) {
         lex(ps);
-        if (ps->tok.kind == T_NUMBER || is_kw(ps, "infinity") || is_kw(ps, "nan")) {
+        if (ps->tok.kind == T_NUMBER || is_kw(ps, "infinity") || is_kw(ps, "nan") || is_duration_tok(&ps->tok)) {
           const char *end = ps->tok.p + ps->tok.len;
           cql_term_t *inner = term(ps);
           if (!inner) return NULL;
@@ -401,7 +412,7 @@ static cql_term_t *term_inner(parser_t *ps) {
         lex(ps);
         return t;
       }
-      if (isdigit((unsigned char)tk.p[0])) { /* duration like 1h30m */
+      if (is_duration_tok(&tk)) { /* duration like 1h30m, P1DT2H */
         t = new_term(ps, TERM_DURATION);
         t->text = tk.p;
         t->len = tk.len;
@@ -646,10 +657,14 @@ static bool using_clause(parser_t *ps, cql_stmt_t *s) {
 static cql_stmt_t *parse_insert(parser_t *ps) {
   cql_stmt_t *s = new_stmt(ps, STMT_INSERT);
   if (!expect_kw(ps, "into") || !qualified_name(ps, &s->keyspace, &s->table)) return NULL;
-  if (is_kw(ps, "json")) {
-    fail(ps, "%s", "INSERT JSON is not supported yet");
-    return NULL;
-  }
+  if (accept_kw(ps, "json")) { /* INSERT INTO t JSON '{...}' | ? [DEFAULT NULL | UNSET] */
+    s->json = true;
+    if (!(s->json_value = term(ps))) return NULL;
+    if (accept_kw(ps, "default")) {
+      if (accept_kw(ps, "unset")) s->json_default_unset = true;
+      else if (!expect_kw(ps, "null")) return NULL;
+    }
+  } else {
   if (!expect_punct(ps, "(")) return NULL;
   do {
     const char *c = ident(ps);
@@ -663,6 +678,7 @@ static cql_stmt_t *parse_insert(parser_t *ps) {
     sl_vec_push(ps->a, &s->values, t);
   } while (accept_punct(ps, ","));
   if (!expect_punct(ps, ")")) return NULL;
+  }
   if (accept_kw(ps, "if")) {
     if (!expect_kw(ps, "not") || !expect_kw(ps, "exists")) return NULL;
     s->if_not_exists = true;
@@ -724,12 +740,12 @@ static cql_stmt_t *parse_delete(parser_t *ps) {
     do {
       const char *c = ident(ps);
       if (!c) return NULL;
-      if (accept_punct(ps, "[")) { /* element deletion: parsed, refused by the executor */
-        if (!term(ps) || !expect_punct(ps, "]")) return NULL;
-        fail(ps, "%s", "deleting collection elements is not supported yet");
-        return NULL;
+      cql_term_t *key = NULL;
+      if (accept_punct(ps, "[")) { /* element deletion: DELETE m[k] / l[i] */
+        if (!(key = term(ps)) || !expect_punct(ps, "]")) return NULL;
       }
       sl_vec_push(ps->a, &s->columns, (void *)c);
+      sl_vec_push(ps->a, &s->column_keys, key);
     } while (accept_punct(ps, ","));
   }
   if (!expect_kw(ps, "from") || !qualified_name(ps, &s->keyspace, &s->table)) return NULL;

@@ -374,6 +374,128 @@ static sl_column_t *add_column(sl_table_t *t, const char *name) {
   return c;
 }
 
+/* Table options (CREATE/ALTER TABLE ... WITH): checked, applied where they matter here (default TTL, gc grace,
+ * comment) and kept as given for system_schema.tables. */
+enum { OPT_TEXT, OPT_INT, OPT_DOUBLE, OPT_MAP, OPT_BOOL };
+static const struct {
+  const char *name;
+  int kind;
+} table_opts[] = {
+    {"additional_write_policy", OPT_TEXT}, {"bloom_filter_fp_chance", OPT_DOUBLE}, {"caching", OPT_MAP},
+    {"cdc", OPT_BOOL}, {"comment", OPT_TEXT}, {"compaction", OPT_MAP}, {"compression", OPT_MAP},
+    {"crc_check_chance", OPT_DOUBLE}, {"dclocal_read_repair_chance", OPT_DOUBLE}, {"default_time_to_live", OPT_INT},
+    {"extensions", OPT_MAP}, {"gc_grace_seconds", OPT_INT}, {"max_index_interval", OPT_INT},
+    {"memtable_flush_period_in_ms", OPT_INT}, {"min_index_interval", OPT_INT}, {"read_repair", OPT_TEXT},
+    {"read_repair_chance", OPT_DOUBLE}, {"speculative_retry", OPT_TEXT},
+};
+
+static char *opt_term_text(const cql_term_t *v) {
+  if (v->kind == TERM_BOOL) return strdup(v->boolean ? "true" : "false");
+  return strndup(v->text ? v->text : "", v->len);
+}
+
+/* Short class names of compaction strategies and compressors, expanded as Cassandra shows them. */
+static char *expand_class(const char *opt, const char *v) {
+  static const char *const compaction[] = {"SizeTieredCompactionStrategy", "LeveledCompactionStrategy",
+                                           "TimeWindowCompactionStrategy", "UnifiedCompactionStrategy"};
+  static const char *const compressors[] = {"LZ4Compressor", "SnappyCompressor", "DeflateCompressor",
+                                            "ZstdCompressor", "NoopCompressor"};
+  bool comp = !strcmp(opt, "compaction");
+  const char *const *names = comp ? compaction : compressors;
+  size_t n = comp ? 4 : 5;
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(v, names[i])) {
+      const char *pkg = comp ? "org.apache.cassandra.db.compaction." : "org.apache.cassandra.io.compress.";
+      char *full = malloc(strlen(pkg) + strlen(v) + 1);
+      if (!full) abort();
+      strcpy(full, pkg);
+      strcat(full, v);
+      return full;
+    }
+  return strdup(v);
+}
+
+static void opt_map_put(sl_table_opt_t *o, const char *k, const char *v) {
+  for (size_t i = 0; i < o->n; i++)
+    if (!strcmp(o->keys[i], k)) return;
+  char **nk = realloc(o->keys, (o->n + 1) * sizeof *nk);
+  if (!nk) abort();
+  o->keys = nk;
+  char **nv = realloc(o->vals, (o->n + 1) * sizeof *nv);
+  if (!nv) abort();
+  o->vals = nv;
+  o->keys[o->n] = strdup(k);
+  o->vals[o->n++] = strdup(v);
+}
+
+static int table_options(sl_exec_t *x, sl_table_t *t, const sl_vec_t *options) {
+  for (size_t i = 0; i < options->n; i++) {
+    const cql_option_t *o = options->items[i];
+    const cql_term_t *v = o->value;
+    int kind = -1;
+    for (size_t k = 0; k < sizeof table_opts / sizeof table_opts[0]; k++)
+      if (!strcmp(table_opts[k].name, o->name)) kind = table_opts[k].kind;
+    if (kind < 0) return sl_exec_fail(x, CQL_ERR_SYNTAX, "Unknown property '%s'", o->name);
+    sl_table_opt_t opt = {0};
+    if (kind == OPT_MAP) {
+      if (v->kind != TERM_MAP && !(v->kind == TERM_SET && v->nitems == 0))
+        return sl_exec_fail(x, CQL_ERR_SYNTAX, "Invalid value for property '%s': a map is expected", o->name);
+      opt.is_map = true;
+      for (size_t k = 0; k + 1 < v->nitems; k += 2) {
+        char *key = opt_term_text(v->items[k]), *val = opt_term_text(v->items[k + 1]);
+        if (!strcmp(key, "class") && strcmp(o->name, "caching") != 0) {
+          char *full = expand_class(o->name, val);
+          free(val);
+          val = full;
+        }
+        opt_map_put(&opt, key, val);
+        free(key);
+        free(val);
+      }
+      if (!strcmp(o->name, "compaction")) {
+        bool has_class = false;
+        for (size_t k = 0; k < opt.n; k++) has_class |= !strcmp(opt.keys[k], "class");
+        if (!has_class) {
+          sl_table_opt_free(&opt);
+          return sl_exec_fail(x, CQL_ERR_CONFIG, "Missing sub-option 'class' for the 'compaction' option.");
+        }
+        opt_map_put(&opt, "max_threshold", "32");
+        opt_map_put(&opt, "min_threshold", "4");
+      }
+      if (!strcmp(o->name, "compression") && opt.n) {
+        bool disabled = false;
+        for (size_t k = 0; k < opt.n; k++) disabled |= !strcmp(opt.keys[k], "enabled") && !strcmp(opt.vals[k], "false");
+        if (!disabled) opt_map_put(&opt, "chunk_length_in_kb", "16");
+      }
+    } else {
+      if ((kind == OPT_INT && v->kind != TERM_INTEGER) ||
+          (kind == OPT_DOUBLE && v->kind != TERM_INTEGER && v->kind != TERM_FLOAT) ||
+          (kind == OPT_TEXT && v->kind != TERM_STRING) || (kind == OPT_BOOL && v->kind != TERM_BOOL))
+        return sl_exec_fail(x, CQL_ERR_SYNTAX, "Invalid value for property '%s'", o->name);
+      int64_t iv = 0;
+      if (kind == OPT_INT && (sl_exec_term_int(x, v, &iv) != 0 || iv < 0 || iv > INT32_MAX ||
+                              (!strcmp(o->name, "default_time_to_live") && iv > 630720000)))
+        return sl_exec_fail(x, CQL_ERR_CONFIG, "Invalid value for %s", o->name);
+      if (kind == OPT_DOUBLE) {
+        double d = strtod(sl_arena_strndup(x->a, v->text, v->len), NULL);
+        if (d < 0 || d > 1 || (!strcmp(o->name, "bloom_filter_fp_chance") && d == 0))
+          return sl_exec_fail(x, CQL_ERR_CONFIG, "%s must be larger than 0 and less than or equal to 1.0 (got %s)",
+                              o->name, sl_arena_strndup(x->a, v->text, v->len));
+      }
+      opt.text = opt_term_text(v);
+      if (!strcmp(o->name, "default_time_to_live")) t->default_ttl = iv;
+      if (!strcmp(o->name, "gc_grace_seconds")) t->gc_grace = iv;
+      if (!strcmp(o->name, "comment")) {
+        free(t->comment);
+        t->comment = strdup(opt.text);
+      }
+    }
+    opt.name = strdup(o->name);
+    sl_table_set_option(t, &opt);
+  }
+  return 0;
+}
+
 int sl_exec_build_table(sl_exec_t *x, const cql_stmt_t *s, const char *ks, sl_table_t **out) {
   *out = NULL;
   sl_table_t *t = calloc(1, sizeof *t);
@@ -450,23 +572,7 @@ int sl_exec_build_table(sl_exec_t *x, const cql_stmt_t *s, const char *ks, sl_ta
     }
     sl_table_column(t, name)->desc = s->clustering_desc[i];
   }
-  for (size_t i = 0; i < s->options.n; i++) {
-    const cql_option_t *o = s->options.items[i];
-    int64_t v;
-    if (!strcmp(o->name, "default_time_to_live") || !strcmp(o->name, "gc_grace_seconds")) {
-      if (o->value->kind != TERM_INTEGER || sl_exec_term_int(x, o->value, &v) != 0 || v < 0 ||
-          (o->name[0] == 'd' && v > 630720000)) {
-        sl_exec_fail(x, CQL_ERR_CONFIG, "Invalid value for %s", o->name);
-        goto bad;
-      }
-      if (o->name[0] == 'd') t->default_ttl = v;
-      else t->gc_grace = v;
-    } else if (!strcmp(o->name, "comment")) {
-      free(t->comment);
-      t->comment = strndup(o->value->text ? o->value->text : "", o->value->len);
-    }
-    /* other options (compaction, caching, compression, ...) are accepted and ignored */
-  }
+  if (table_options(x, t, &s->options) != 0) goto bad;
   sl_table_finish(t);
   uint8_t seed[16];
   sl_exec_random(x->e, seed, 16);
@@ -560,22 +666,36 @@ static int alter_table(sl_exec_t *x, const cql_stmt_t *s) {
     if (!c) return sl_exec_fail(x, CQL_ERR_INVALID, "Column %s was not found in table %s", s->alter_column, t->name);
     if (c->kind <= SL_COL_CLUSTERING)
       return sl_exec_fail(x, CQL_ERR_INVALID, "Cannot drop PRIMARY KEY part %s", s->alter_column);
+    sl_dropped_col_t *nd = realloc(t->dropped, (t->ndropped + 1) * sizeof *nd);
+    if (!nd) abort();
+    t->dropped = nd;
+    sl_dropped_col_t *d = &t->dropped[t->ndropped];
+    sl_buf_t tn;
+    sl_buf_init(&tn);
+    sl_cql_type_name(c->type, &tn);
+    d->type = strndup((const char *)tn.data, tn.len);
+    sl_buf_free(&tn);
+    d->is_static = c->kind == SL_COL_STATIC;
+    d->time_us = sl_exec_now_micros(x->e);
+    /* a column dropped twice (dropped, re-added, dropped) keeps one record, the latest */
+    size_t j = 0;
+    while (j < t->ndropped && strcmp(t->dropped[j].name, c->name) != 0) j++;
+    if (j < t->ndropped) {
+      free(t->dropped[j].name);
+      free(t->dropped[j].type);
+      t->dropped[j] = *d;
+      t->dropped[j].name = strdup(c->name);
+    } else {
+      d->name = strdup(c->name);
+      t->ndropped++;
+    }
     size_t i = (size_t)(c - t->cols);
     free(c->name);
     sl_cql_type_free(c->type);
     memmove(t->cols + i, t->cols + i + 1, (t->ncols - i - 1) * sizeof *t->cols);
     t->ncols--;
-  } else {
-    for (size_t i = 0; i < s->options.n; i++) {
-      const cql_option_t *o = s->options.items[i];
-      int64_t v;
-      if (!strcmp(o->name, "default_time_to_live") && sl_exec_term_int(x, o->value, &v) == 0) t->default_ttl = v;
-      if (!strcmp(o->name, "gc_grace_seconds") && sl_exec_term_int(x, o->value, &v) == 0) t->gc_grace = v;
-      if (!strcmp(o->name, "comment")) {
-        free(t->comment);
-        t->comment = strndup(o->value->text ? o->value->text : "", o->value->len);
-      }
-    }
+  } else if (table_options(x, t, &s->options) != 0) {
+    return -1;
   }
   sl_table_finish(t);
   if (persist_table(x, t) != 0) return -1;
@@ -630,7 +750,7 @@ static int check_key_value(sl_exec_t *x, const sl_column_t *c, const cql_value_t
 }
 
 static bool row_exists(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck);
-static bool row_fetch(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, sl_row_t *row);
+#define row_fetch sl_exec_row_fetch
 
 /* The LWT result: [applied], followed, when the condition failed on an existing row, by that row's columns (as
  * Cassandra does, so drivers can show what was there). */
@@ -658,14 +778,20 @@ static int do_insert(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   sl_table_t *t = sl_exec_table(x, s->keyspace, s->table);
   if (!t) return -1;
   if (t->is_virtual) return sl_exec_fail(x, CQL_ERR_UNAUTHORIZED, "%s keyspace is not user-modifiable", t->keyspace);
+  if (s->json) {
+    cql_stmt_t *plain;
+    if (sl_exec_json_insert(x, s, t, &plain) != 0) return -1;
+    s = plain;
+  }
   if (s->columns.n != s->values.n)
     return sl_exec_fail(x, CQL_ERR_INVALID, "Unmatched column names/values");
   sl_slice_t *pk = sl_arena_alloc(x->a, (t->npk + 1) * sizeof *pk);
   sl_slice_t *ck = sl_arena_alloc(x->a, (t->nck + 1) * sizeof *ck);
   bool *seen = sl_arena_alloc(x->a, t->ncols);
-  sl_cell_write_t *cells = sl_arena_alloc(x->a, (t->ncols + 1) * sizeof *cells);
-  sl_cell_write_t *scells = sl_arena_alloc(x->a, (t->ncols + 1) * sizeof *scells);
-  size_t ncells = 0, nscells = 0;
+  sl_cellv_t cv = {0}, scv = {0};
+  const sl_column_t **mcols = NULL;
+  cql_value_t *mvals = NULL;
+  size_t nm = 0;
   for (size_t i = 0; i < s->columns.n; i++) {
     const char *name = s->columns.items[i];
     sl_column_t *c = sl_table_column(t, name);
@@ -684,7 +810,16 @@ static int do_insert(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
     if (v.kind == CQL_VALUE_UNSET) continue;
     if (c->type->id == CQL_TYPE_COUNTER)
       return sl_exec_fail(x, CQL_ERR_INVALID, "INSERT statements are not allowed on counter tables, use UPDATE instead");
-    sl_cell_write_t *cw = c->kind == SL_COL_STATIC ? &scells[nscells++] : &cells[ncells++];
+    if (sl_rows_is_multicell(c->type)) { /* after the key is known */
+      if (!mcols) {
+        mcols = sl_arena_alloc(x->a, s->columns.n * sizeof *mcols);
+        mvals = sl_arena_alloc(x->a, s->columns.n * sizeof *mvals);
+      }
+      mcols[nm] = c;
+      mvals[nm++] = v;
+      continue;
+    }
+    sl_cell_write_t *cw = sl_cellv_push(x->a, c->kind == SL_COL_STATIC ? &scv : &cv);
     cw->col_id = c->id;
     cw->tombstone = v.kind == CQL_VALUE_NULL;
     cw->v = v.v.ptr;
@@ -694,6 +829,10 @@ static int do_insert(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
     if (!seen[i]) return sl_exec_fail(x, CQL_ERR_INVALID, "Some %s key parts are missing: %s",
                                       t->cols[i].kind == SL_COL_PARTITION_KEY ? "partition" : "clustering",
                                       t->cols[i].name);
+  for (size_t i = 0; i < nm; i++)
+    if (sl_exec_coll_cells(x, t, mcols[i], ASSIGN_SET, NULL, NULL, &mvals[i], pk, ck,
+                           mcols[i]->kind == SL_COL_STATIC ? &scv : &cv) != 0)
+      return -1;
   write_opts_t w;
   if (write_options(x, s, t, &w) != 0) return -1;
   if (s->if_not_exists) {
@@ -704,8 +843,8 @@ static int do_insert(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
     }
   }
   sl_kv_batch_t *b = batch ? batch : sl_kv_batch_new();
-  int rc = sl_rows_write(x->e->kv, b, t, pk, ck, true, cells, ncells, w.ts, w.ttl, w.now_s);
-  if (rc == 0 && nscells) rc = sl_rows_write(x->e->kv, b, t, pk, NULL, false, scells, nscells, w.ts, w.ttl, w.now_s);
+  int rc = sl_rows_write(x->e->kv, b, t, pk, ck, true, cv.v, cv.n, w.ts, w.ttl, w.now_s);
+  if (rc == 0 && scv.n) rc = sl_rows_write(x->e->kv, b, t, pk, NULL, false, scv.v, scv.n, w.ts, w.ttl, w.now_s);
   if (rc == 0 && !batch) rc = sl_kv_batch_commit(x->e->kv, b);
   if (!batch) sl_kv_batch_free(b);
   if (rc != 0) return sl_exec_fail(x, CQL_ERR_SERVER, "storage write failed");
@@ -766,7 +905,7 @@ static bool row_exists(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, 
   return row_fetch(x, t, pk, ck, &row);
 }
 
-static bool row_fetch(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, sl_row_t *row) {
+bool sl_exec_row_fetch(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, sl_row_t *row) {
   sl_buf_t lo;
   sl_buf_init(&lo);
   sl_rows_partition_prefix(&lo, t, pk);
@@ -795,28 +934,37 @@ static int do_update(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   sl_slice_t *ck = sl_arena_alloc(x->a, (t->nck + 1) * sizeof *ck);
   int nck = key_from_where(x, t, &s->where, pk, ck);
   if (nck < 0) return -1;
-  sl_cell_write_t *cells = sl_arena_alloc(x->a, (t->ncols + 1) * sizeof *cells);
-  sl_cell_write_t *scells = sl_arena_alloc(x->a, (t->ncols + 1) * sizeof *scells);
-  size_t ncells = 0, nscells = 0;
+  sl_cellv_t cv = {0}, scv = {0};
   for (size_t i = 0; i < s->assignments.n; i++) {
     const cql_assignment_t *as = s->assignments.items[i];
     sl_column_t *c = sl_table_column(t, as->column);
     if (!c) return sl_exec_fail(x, CQL_ERR_INVALID, "Undefined column name %s", as->column);
     if (c->kind <= SL_COL_CLUSTERING)
       return sl_exec_fail(x, CQL_ERR_INVALID, "PRIMARY KEY part %s found in SET part", c->name);
-    if (as->kind != ASSIGN_SET)
-      return sl_exec_fail(x, CQL_ERR_INVALID, "Collection element and counter updates are not supported yet (%s)",
-                          c->name);
+    if (sl_rows_is_multicell(c->type)) {
+      if (c->kind != SL_COL_STATIC && (size_t)nck != t->nck)
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Some clustering keys are missing: %s",
+                            t->cols[t->npk + (size_t)nck].name);
+      if (sl_exec_coll_cells(x, t, c, as->kind, as->key, as->value, NULL, pk, ck,
+                             c->kind == SL_COL_STATIC ? &scv : &cv) != 0)
+        return -1;
+      continue;
+    }
+    if (as->kind != ASSIGN_SET) {
+      if (sl_cql_type_is_collection(c->type))
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Invalid operation on frozen collection column %s", c->name);
+      return sl_exec_fail(x, CQL_ERR_INVALID, "Counter updates are not supported yet (%s)", c->name);
+    }
     cql_value_t v;
     if (sl_exec_term_value(x, as->value, c->type, &v) != 0) return -1;
     if (v.kind == CQL_VALUE_UNSET) continue;
-    sl_cell_write_t *cw = c->kind == SL_COL_STATIC ? &scells[nscells++] : &cells[ncells++];
+    sl_cell_write_t *cw = sl_cellv_push(x->a, c->kind == SL_COL_STATIC ? &scv : &cv);
     cw->col_id = c->id;
     cw->tombstone = v.kind == CQL_VALUE_NULL;
     cw->v = v.v.ptr;
     cw->len = v.v.len;
   }
-  if (ncells && (size_t)nck != t->nck)
+  if (cv.n && (size_t)nck != t->nck)
     return sl_exec_fail(x, CQL_ERR_INVALID, "Some clustering keys are missing: %s", t->cols[t->npk + (size_t)nck].name);
   write_opts_t w;
   if (write_options(x, s, t, &w) != 0) return -1;
@@ -830,8 +978,8 @@ static int do_update(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   }
   sl_kv_batch_t *b = batch ? batch : sl_kv_batch_new();
   int rc = 0;
-  if (ncells) rc = sl_rows_write(x->e->kv, b, t, pk, ck, false, cells, ncells, w.ts, w.ttl, w.now_s);
-  if (rc == 0 && nscells) rc = sl_rows_write(x->e->kv, b, t, pk, NULL, false, scells, nscells, w.ts, w.ttl, w.now_s);
+  if (cv.n) rc = sl_rows_write(x->e->kv, b, t, pk, ck, false, cv.v, cv.n, w.ts, w.ttl, w.now_s);
+  if (rc == 0 && scv.n) rc = sl_rows_write(x->e->kv, b, t, pk, NULL, false, scv.v, scv.n, w.ts, w.ttl, w.now_s);
   if (rc == 0 && !batch) rc = sl_kv_batch_commit(x->e->kv, b);
   if (!batch) sl_kv_batch_free(b);
   if (rc != 0) return sl_exec_fail(x, CQL_ERR_SERVER, "storage write failed");
@@ -933,9 +1081,7 @@ static int do_delete(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
     if (s->columns.n == 0) {
       sl_rows_delete(b, t, pk, nck ? ck : NULL, w.ts, w.now_s);
     } else {
-      sl_cell_write_t *cells = sl_arena_alloc(x->a, (s->columns.n + 1) * sizeof *cells);
-      sl_cell_write_t *scells = sl_arena_alloc(x->a, (s->columns.n + 1) * sizeof *scells);
-      size_t n = 0, ns = 0;
+      sl_cellv_t cv = {0}, scv = {0};
       for (size_t i = 0; i < s->columns.n; i++) {
         sl_column_t *c = sl_table_column(t, s->columns.items[i]);
         if (!c) {
@@ -947,15 +1093,33 @@ static int do_delete(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
                             c->name);
           break;
         }
-        sl_cell_write_t *cw = c->kind == SL_COL_STATIC ? &scells[ns++] : &cells[n++];
+        const cql_term_t *key = i < s->column_keys.n ? s->column_keys.items[i] : NULL;
+        if (key) { /* DELETE m[k] / l[i] */
+          if (!sl_rows_is_multicell(c->type) || c->type->id == CQL_TYPE_SET) {
+            rc = sl_exec_fail(x, CQL_ERR_INVALID, "Invalid deletion operation for %s column %s",
+                              sl_rows_is_multicell(c->type) ? "set" : "non-collection or frozen", c->name);
+            break;
+          }
+          if (c->kind != SL_COL_STATIC && (size_t)nck != t->nck) {
+            rc = sl_exec_fail(x, CQL_ERR_INVALID, "Some clustering keys are missing");
+            break;
+          }
+          if (sl_exec_coll_cells(x, t, c, ASSIGN_ELEMENT, key, NULL, NULL, pk, ck,
+                                 c->kind == SL_COL_STATIC ? &scv : &cv) != 0) {
+            rc = -1;
+            break;
+          }
+          continue;
+        }
+        sl_cell_write_t *cw = sl_cellv_push(x->a, c->kind == SL_COL_STATIC ? &scv : &cv);
         cw->col_id = c->id;
         cw->tombstone = true;
       }
-      if (rc == 0 && n) {
+      if (rc == 0 && cv.n) {
         if ((size_t)nck != t->nck) rc = sl_exec_fail(x, CQL_ERR_INVALID, "Some clustering keys are missing");
-        else rc = sl_rows_write(x->e->kv, b, t, pk, ck, false, cells, n, w.ts, 0, w.now_s);
+        else rc = sl_rows_write(x->e->kv, b, t, pk, ck, false, cv.v, cv.n, w.ts, 0, w.now_s);
       }
-      if (rc == 0 && ns) rc = sl_rows_write(x->e->kv, b, t, pk, NULL, false, scells, ns, w.ts, 0, w.now_s);
+      if (rc == 0 && scv.n) rc = sl_rows_write(x->e->kv, b, t, pk, NULL, false, scv.v, scv.n, w.ts, 0, w.now_s);
       if (rc > 0) rc = -1;
     }
   }

@@ -11,6 +11,7 @@
 #include "store/cql_ast.h"
 #include "store/engine.h"
 #include "store/kv.h"
+#include "store/rows.h"
 #include "store/schema.h"
 
 /* A prepared statement: its text, and its parse tree (in its own arena, with the prepared keyspace applied) so an
@@ -102,6 +103,28 @@ sl_slice_t sl_val_bytes(sl_arena_t *a, const void *p, size_t n);
 /* A collection of text values (list/set: vals NULL; map: keys and vals). */
 sl_slice_t sl_val_text_coll(sl_arena_t *a, const char *const *keys, const char *const *vals, size_t n);
 int64_t sl_exec_now_micros(sl_engine_t *e);
+
+/* Reads one row (ck NULL: the partition's first row, with its statics); false when there is none. */
+bool sl_exec_row_fetch(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck, sl_row_t *row);
+
+/* JSON (json.c): a value in Cassandra's JSON form; a column name as a JSON key; INSERT JSON rewritten as the
+ * equivalent INSERT ... VALUES statement (arena). */
+void sl_json_value(sl_buf_t *out, const sl_cql_type_t *t, const uint8_t *p, size_t len);
+void sl_json_column_name(sl_buf_t *out, const char *name);
+int sl_exec_json_insert(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t, cql_stmt_t **out);
+
+/* A growable array of cell writes (arena). */
+typedef struct {
+  sl_cell_write_t *v;
+  size_t n, cap;
+} sl_cellv_t;
+sl_cell_write_t *sl_cellv_push(sl_arena_t *a, sl_cellv_t *cv);
+/* The cell writes of one operation on a non-frozen collection column (exec_coll.c). given: the already evaluated
+ * whole value (INSERT), else valterm is evaluated; keyterm: m[k] / l[i]. DELETE c[k] is ASSIGN_ELEMENT with no
+ * valterm. Returns 0 or -1 (x failed). */
+int sl_exec_coll_cells(sl_exec_t *x, const sl_table_t *t, const sl_column_t *c, cql_assign_kind_t kind,
+                       const cql_term_t *keyterm, const cql_term_t *valterm, const cql_value_t *given,
+                       const sl_slice_t *pk, const sl_slice_t *ck, sl_cellv_t *out);
 void sl_exec_random(sl_engine_t *e, uint8_t *out, size_t n);
 
 #endif

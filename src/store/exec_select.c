@@ -119,11 +119,41 @@ static int plan_selection(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t
   return 0;
 }
 
+static sl_cql_type_t t_text = {.id = CQL_TYPE_VARCHAR};
+
 int sl_exec_select_columns(sl_exec_t *x, const cql_stmt_t *s, sl_colspec_t **cols, size_t *ncols) {
   sl_table_t *t = sl_exec_table(x, s->keyspace, s->table);
   if (!t) return -1;
   sel_t *sels;
-  return plan_selection(x, s, t, &sels, cols, ncols);
+  if (plan_selection(x, s, t, &sels, cols, ncols) != 0) return -1;
+  if (s->json) { /* SELECT JSON: one text column */
+    sl_colspec_t *j = sl_arena_alloc(x->a, sizeof *j);
+    *j = (sl_colspec_t){t->keyspace, t->name, "[json]", &t_text};
+    *cols = j;
+    *ncols = 1;
+  }
+  return 0;
+}
+
+/* SELECT JSON: each row as one object of the selected columns. */
+static void json_rows(sl_exec_t *x, const sl_colspec_t *cols, size_t ncols, sl_slice_t **rows, size_t nrows) {
+  sl_buf_t b;
+  sl_buf_init(&b);
+  for (size_t r = 0; r < nrows; r++) {
+    b.len = 0;
+    sl_buf_put_u8(&b, '{');
+    for (size_t c = 0; c < ncols; c++) {
+      if (c) sl_buf_put(&b, ", ", 2);
+      sl_json_column_name(&b, cols[c].name);
+      sl_buf_put(&b, ": ", 2);
+      sl_json_value(&b, cols[c].type, rows[r][c].ptr, rows[r][c].len);
+    }
+    sl_buf_put_u8(&b, '}');
+    sl_slice_t *row = sl_arena_alloc(x->a, sizeof *row);
+    *row = sl_val_bytes(x->a, b.data, b.len);
+    rows[r] = row;
+  }
+  sl_buf_free(&b);
 }
 
 void sl_exec_write_metadata(sl_buf_t *b, int flags, const sl_colspec_t *cols, size_t n, const sl_slice_t *paging) {
@@ -568,7 +598,14 @@ static int on_row(void *arg, const sl_row_t *row) {
 }
 
 static void write_rows(sl_exec_t *x, const sl_colspec_t *cols, size_t ncols, sl_slice_t **rows, size_t nrows,
-                       const sl_slice_t *paging) {
+                       const sl_slice_t *paging, bool json) {
+  if (json) {
+    json_rows(x, cols, ncols, rows, nrows);
+    sl_colspec_t *j = sl_arena_alloc(x->a, sizeof *j);
+    *j = (sl_colspec_t){ncols ? cols[0].ks : "", ncols ? cols[0].table : "", "[json]", &t_text};
+    cols = j;
+    ncols = 1;
+  }
   int flags = CQL_RFLAG_GLOBAL_TABLES_SPEC | (x->skip_metadata ? CQL_RFLAG_NO_METADATA : 0);
   cql_write_int(x->out, CQL_RESULT_ROWS);
   sl_exec_write_metadata(x->out, flags, cols, ncols, paging);
@@ -580,7 +617,6 @@ static void write_rows(sl_exec_t *x, const sl_colspec_t *cols, size_t ncols, sl_
 int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
   sl_table_t *t = sl_exec_table(x, s->keyspace, s->table);
   if (!t) return -1;
-  if (s->json) return sl_exec_fail(x, CQL_ERR_INVALID, "SELECT JSON is not supported yet");
   sel_t *sels;
   sl_colspec_t *cols;
   size_t ncols;
@@ -706,7 +742,7 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
   if (c.count_only) {
     sl_slice_t *row = sl_arena_alloc(x->a, (ncols + 1) * sizeof *row);
     for (size_t i = 0; i < ncols; i++) row[i] = sl_val_bigint(x->a, c.count);
-    write_rows(x, cols, ncols, &row, 1, NULL);
+    write_rows(x, cols, ncols, &row, 1, NULL, s->json);
     return 0;
   }
   sl_slice_t **rows = (sl_slice_t **)c.out.items;
@@ -748,6 +784,6 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
     state = sl_val_bytes(x->a, b.data, b.len);
     sl_buf_free(&b);
   }
-  write_rows(x, cols, ncols, rows, nrows, state.ptr ? &state : NULL);
+  write_rows(x, cols, ncols, rows, nrows, state.ptr ? &state : NULL, s->json);
   return 0;
 }

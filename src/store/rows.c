@@ -97,8 +97,13 @@ static bool cell_wins(const cell_t *a, const cell_t *b) {
 
 /* ---- packed rows: { column id u16 | cell length u32 | cell } sorted by column id ---- */
 
+#define PATH_FLAG 0x8000
+
 typedef struct {
   uint16_t col;
+  bool has_path;
+  const uint8_t *path;
+  uint16_t pathlen;
   const uint8_t *p; /* the encoded cell */
   uint32_t len;
 } packed_ent_t;
@@ -106,17 +111,57 @@ typedef struct {
 /* Reads the next entry; false at the end or on a malformed record. */
 static bool packed_next(sl_reader_t *r, packed_ent_t *e) {
   if (sl_reader_remaining(r) < 6) return false;
-  e->col = sl_read_be16(r);
+  uint16_t col = sl_read_be16(r);
+  e->col = col & (uint16_t)~PATH_FLAG;
+  e->has_path = (col & PATH_FLAG) != 0;
+  e->path = NULL;
+  e->pathlen = 0;
+  if (e->has_path) {
+    e->pathlen = sl_read_be16(r);
+    e->path = sl_read_bytes(r, e->pathlen);
+  }
   e->len = sl_read_be32(r);
   e->p = sl_read_bytes(r, e->len);
   return !r->err;
 }
 
-static void packed_put(sl_buf_t *out, uint16_t col, const cell_t *c) {
+/* Entry order: column, then the column's own cell, then elements by path bytes. */
+static int ent_cmp(const packed_ent_t *a, const packed_ent_t *b) {
+  if (a->col != b->col) return a->col < b->col ? -1 : 1;
+  if (a->has_path != b->has_path) return a->has_path ? 1 : -1;
+  size_t n = a->pathlen < b->pathlen ? a->pathlen : b->pathlen;
+  int c = n ? memcmp(a->path, b->path, n) : 0;
+  if (c) return c;
+  return a->pathlen < b->pathlen ? -1 : a->pathlen > b->pathlen ? 1 : 0;
+}
+
+static void packed_head(sl_buf_t *out, uint16_t col, const uint8_t *path, size_t pathlen, bool has_path) {
+  if (has_path) {
+    sl_buf_put_be16(out, (uint16_t)(col | PATH_FLAG));
+    sl_buf_put_be16(out, (uint16_t)pathlen);
+    sl_buf_put(out, path, pathlen);
+  } else {
+    sl_buf_put_be16(out, col);
+  }
+}
+
+static void packed_put_path(sl_buf_t *out, uint16_t col, const uint8_t *path, size_t pathlen, bool has_path,
+                            const cell_t *c) {
   size_t hdr = 1 + 8 + ((c->flags & (CELL_EXPIRING | CELL_TOMBSTONE)) ? 12 : 0);
-  sl_buf_put_be16(out, col);
+  packed_head(out, col, path, pathlen, has_path);
   sl_buf_put_be32(out, (uint32_t)(hdr + c->len));
   cell_encode(out, c);
+}
+
+static void packed_put(sl_buf_t *out, uint16_t col, const cell_t *c) { packed_put_path(out, col, NULL, 0, false, c); }
+
+bool sl_rows_is_multicell(const sl_cql_type_t *t) {
+  return t && !t->frozen && (t->id == CQL_TYPE_LIST || t->id == CQL_TYPE_SET || t->id == CQL_TYPE_MAP);
+}
+
+void sl_rows_list_path(uint8_t out[16], int64_t time, const uint8_t node[8]) {
+  sl_store_be64(out, (uint64_t)time ^ 0x8000000000000000ULL);
+  memcpy(out + 8, node, 8);
 }
 
 static bool is_packed_key(const uint8_t *key, size_t klen) {
@@ -166,18 +211,18 @@ static bool policy_merge(const uint8_t *key, size_t klen, const uint8_t *existin
   for (;;) {
     int min = -1;
     for (int i = 0; i < nin; i++)
-      if (live[i] && (min < 0 || cur[i].col < cur[min].col)) min = i;
+      if (live[i] && (min < 0 || ent_cmp(&cur[i], &cur[min]) < 0)) min = i;
     if (min < 0) break;
-    uint16_t col = cur[min].col;
     packed_ent_t best = cur[min];
     /* inputs are in write order: a later version must beat the best so far (same rule as single cells) */
     for (int i = min + 1; i < nin; i++)
-      if (live[i] && cur[i].col == col && ent_wins(&cur[i], &best)) best = cur[i];
-    sl_buf_put_be16(out, col);
+      if (live[i] && ent_cmp(&cur[i], &best) == 0 && ent_wins(&cur[i], &best)) best = cur[i];
+    packed_head(out, best.col, best.path, best.pathlen, best.has_path);
     sl_buf_put_be32(out, best.len);
     sl_buf_put(out, best.p, best.len);
+    packed_ent_t done = best;
     for (int i = 0; i < nin; i++)
-      while (live[i] && cur[i].col == col) live[i] = packed_next(&rs[i], &cur[i]);
+      while (live[i] && ent_cmp(&cur[i], &done) == 0) live[i] = packed_next(&rs[i], &cur[i]);
   }
   if (rs != rs_small) {
     free(rs);
@@ -255,6 +300,12 @@ static bool policy_purge(const uint8_t *key, size_t klen, const uint8_t *val, si
 
 const sl_kv_policy_t sl_rows_policy = {.wins = policy_wins, .purge = policy_purge, .merge = policy_merge};
 
+static int write_cmp(const sl_cell_write_t *a, const sl_cell_write_t *b) {
+  packed_ent_t x = {.col = a->col_id, .has_path = a->path != NULL, .path = a->path, .pathlen = (uint16_t)a->pathlen};
+  packed_ent_t y = {.col = b->col_id, .has_path = b->path != NULL, .path = b->path, .pathlen = (uint16_t)b->pathlen};
+  return ent_cmp(&x, &y);
+}
+
 int sl_rows_write(sl_kv_t *kv, sl_kv_batch_t *b, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck,
                   bool row_marker, const sl_cell_write_t *cells, size_t n, int64_t ts, int32_t ttl, int64_t now_s) {
   (void)kv;
@@ -272,15 +323,15 @@ int sl_rows_write(sl_kv_t *kv, sl_kv_batch_t *b, const sl_table_t *t, const sl_s
     c.expiry = now_s + ttl;
   }
   if (row_marker && ck) packed_put(&hval, SL_ROWS_MARKER_COL, &c);
-  /* cells sorted by column id (a handful: insertion order over indexes); on a repeated column the winner */
+  /* cells sorted by (column id, path) (a handful: insertion order over indexes); on a repeat the later one */
   size_t idx_small[64];
   size_t *idx = n <= 64 ? idx_small : malloc(n * sizeof *idx);
   if (!idx) abort();
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
     size_t j = m;
-    while (j > 0 && cells[idx[j - 1]].col_id > cells[i].col_id) j--;
-    if (j > 0 && cells[idx[j - 1]].col_id == cells[i].col_id) {
+    while (j > 0 && write_cmp(&cells[idx[j - 1]], &cells[i]) > 0) j--;
+    if (j > 0 && write_cmp(&cells[idx[j - 1]], &cells[i]) == 0) {
       idx[j - 1] = i; /* same column twice in one write: the later assignment */
       continue;
     }
@@ -301,7 +352,8 @@ int sl_rows_write(sl_kv_t *kv, sl_kv_batch_t *b, const sl_table_t *t, const sl_s
       cc.v = w->v;
       cc.len = w->len;
     }
-    packed_put(&hval, w->col_id, &cc);
+    if (w->ts_minus_one) cc.ts = ts - 1;
+    packed_put_path(&hval, w->col_id, w->path, w->pathlen, w->path != NULL, &cc);
   }
   if (idx != idx_small) free(idx);
   if (hval.len) sl_kv_batch_merge(b, hkey.data, hkey.len, hval.data, hval.len);
@@ -362,6 +414,11 @@ typedef struct {
   const uint8_t *lower;     /* the scan's lower bound (to tell whether a partition's header was skipped) */
   size_t llen;
   sl_kv_t *kv;
+  /* multi-cell (non-frozen collection) columns: per column, the row's live elements and collection tombstone */
+  const bool *mc;           /* NULL when the table has none */
+  sl_rows_elem_t **elems, **static_elems;
+  size_t *nelems, *capelems, *static_nelems;
+  int64_t *ctomb;
 } scan_t;
 
 static int col_index_by_id(const sl_table_t *t, uint16_t id) {
@@ -387,11 +444,22 @@ static bool range_covers(const sl_rows_range_t *r, const uint8_t *rk, size_t rkl
   return true;
 }
 
-static void row_reset(scan_t *s) {
+static void row_alloc(scan_t *s) {
   s->vals = sl_arena_alloc(s->a, s->ncols * sizeof *s->vals);
   s->ts = sl_arena_alloc(s->a, s->ncols * sizeof *s->ts);
   s->ttl = sl_arena_alloc(s->a, s->ncols * sizeof *s->ttl);
   for (size_t i = 0; i < s->ncols; i++) s->ts[i] = INT64_MIN;
+  if (s->mc) {
+    s->elems = sl_arena_alloc(s->a, s->ncols * sizeof *s->elems);
+    s->nelems = sl_arena_alloc(s->a, s->ncols * sizeof *s->nelems);
+    s->capelems = sl_arena_alloc(s->a, s->ncols * sizeof *s->capelems);
+    s->ctomb = sl_arena_alloc(s->a, s->ncols * sizeof *s->ctomb);
+    for (size_t i = 0; i < s->ncols; i++) s->ctomb[i] = INT64_MIN;
+  }
+}
+
+static void row_reset(scan_t *s) {
+  row_alloc(s);
   s->row_tombstone = INT64_MIN;
   s->marker_ts = INT64_MIN;
   s->row_live = false;
@@ -400,7 +468,7 @@ static void row_reset(scan_t *s) {
 }
 
 static int emit(scan_t *s, const sl_slice_t *ck_vals) {
-  sl_row_t r = {.vals = s->vals, .ts = s->ts, .ttl = s->ttl};
+  sl_row_t r = {.vals = s->vals, .ts = s->ts, .ttl = s->ttl, .elems = s->elems, .nelems = s->nelems};
   for (size_t i = 0; i < s->t->npk; i++) r.vals[i] = s->pk[i];
   if (ck_vals)
     for (size_t i = 0; i < s->t->nck; i++) r.vals[s->t->npk + i] = ck_vals[i];
@@ -410,6 +478,10 @@ static int emit(scan_t *s, const sl_slice_t *ck_vals) {
         r.vals[i] = s->statics[i];
         r.ts[i] = s->static_ts[i];
         r.ttl[i] = s->static_ttl[i];
+        if (s->mc) {
+          r.elems[i] = s->static_elems[i];
+          r.nelems[i] = s->static_nelems[i];
+        }
       }
     }
   }
@@ -418,15 +490,69 @@ static int emit(scan_t *s, const sl_slice_t *ck_vals) {
   return s->cb(s->arg, &r);
 }
 
+/* Serializes the live elements of the row's multi-cell columns as their collection values (null when none). */
+static int finish_collections(scan_t *s) {
+  sl_buf_t b, tmp;
+  sl_buf_init(&b);
+  sl_buf_init(&tmp);
+  int rc = 0;
+  for (size_t ci = 0; ci < s->ncols && rc == 0; ci++) {
+    if (!s->mc[ci]) continue;
+    size_t n = s->nelems[ci];
+    if (n == 0) {
+      if (s->vals[ci].ptr && s->ts[ci] <= s->ctomb[ci]) { /* a whole value written before the tombstone */
+        s->vals[ci].ptr = NULL;
+        s->vals[ci].len = 0;
+        s->ts[ci] = INT64_MIN;
+      }
+      continue;
+    }
+    const sl_cql_type_t *ty = s->t->cols[ci].type;
+    b.len = 0;
+    sl_buf_put_be32(&b, (uint32_t)n);
+    for (size_t k = 0; k < n; k++) {
+      const sl_rows_elem_t *el = &s->elems[ci][k];
+      if (ty->id != CQL_TYPE_LIST) {
+        sl_reader_t r;
+        sl_reader_init(&r, el->path, el->pathlen);
+        size_t vlen;
+        tmp.len = 0;
+        if (sl_key_decode(&r, ty->sub[0], false, &tmp, &vlen) != 0) {
+          rc = -EINVAL;
+          break;
+        }
+        sl_buf_put_be32(&b, (uint32_t)vlen);
+        sl_buf_put(&b, tmp.data, vlen);
+      }
+      if (ty->id != CQL_TYPE_SET) {
+        sl_buf_put_be32(&b, (uint32_t)el->len);
+        sl_buf_put(&b, el->v, el->len);
+      }
+    }
+    s->vals[ci].ptr = sl_arena_memdup(s->a, b.data, b.len);
+    s->vals[ci].len = b.len;
+    s->ttl[ci] = 0;
+  }
+  sl_buf_free(&b);
+  sl_buf_free(&tmp);
+  return rc;
+}
+
 /* Finishes the current row: a clustering row is emitted if live; a static row is kept for the partition. */
 static int flush_row(scan_t *s) {
   if (!s->have_row) return 0;
   s->have_row = false;
+  if (s->mc) {
+    int rc = finish_collections(s);
+    if (rc != 0) return rc;
+  }
   if (s->row_kind == SL_ROWS_KIND_STATIC) {
     s->statics = s->vals;
     s->static_ts = s->ts;
     s->static_ttl = s->ttl;
     s->static_live = s->row_live;
+    s->static_elems = s->elems;
+    s->static_nelems = s->nelems;
     return 0;
   }
   if (s->row_kind != SL_ROWS_KIND_ROW || !s->row_live) return 0;
@@ -452,10 +578,7 @@ static int flush_partition(scan_t *s) {
   int rc = flush_row(s);
   if (rc != 0) return rc;
   if (s->pk && s->statics && s->static_live && !s->emitted_row) {
-    s->vals = sl_arena_alloc(s->a, s->ncols * sizeof *s->vals);
-    s->ts = sl_arena_alloc(s->a, s->ncols * sizeof *s->ts);
-    s->ttl = sl_arena_alloc(s->a, s->ncols * sizeof *s->ttl);
-    for (size_t i = 0; i < s->ncols; i++) s->ts[i] = INT64_MIN;
+    row_alloc(s);
     s->row.len = s->part.len;
     rc = emit(s, NULL);
   }
@@ -521,9 +644,32 @@ static int load_header(scan_t *s) {
   return rc;
 }
 
+/* A live element of a multi-cell column (the path and value already live in the arena). */
+static void apply_element(scan_t *s, uint16_t col, const packed_ent_t *e, const cell_t *c) {
+  int ci = col_index_by_id(s->t, col);
+  if (ci < 0 || !s->mc || !s->mc[ci]) return;
+  if (c->ts <= s->part_tombstone || c->ts <= s->row_rt || c->ts <= s->row_tombstone || c->ts <= s->ctomb[ci]) return;
+  if (c->flags & CELL_TOMBSTONE) return;
+  if ((c->flags & CELL_EXPIRING) && c->expiry <= s->now_s) return;
+  if (s->nelems[ci] == s->capelems[ci]) {
+    size_t cap = s->capelems[ci] ? s->capelems[ci] * 2 : 8;
+    sl_rows_elem_t *n = sl_arena_alloc(s->a, cap * sizeof *n);
+    if (s->nelems[ci]) memcpy(n, s->elems[ci], s->nelems[ci] * sizeof *n);
+    s->elems[ci] = n;
+    s->capelems[ci] = cap;
+  }
+  s->elems[ci][s->nelems[ci]++] = (sl_rows_elem_t){e->path, e->pathlen, c->v, c->len, c->ts};
+  if (c->ts > s->ts[ci]) s->ts[ci] = c->ts;
+  s->row_live = true;
+}
+
 /* One live-or-dead cell of the current row. owned: c->v already lives in the arena. */
 static void apply_cell(scan_t *s, uint16_t col, const cell_t *c, bool owned) {
   if (c->ts <= s->part_tombstone || c->ts <= s->row_rt || c->ts <= s->row_tombstone) return;
+  if ((c->flags & CELL_TOMBSTONE) && s->mc) { /* a collection tombstone */
+    int ci = col_index_by_id(s->t, col);
+    if (ci >= 0 && s->mc[ci] && c->ts > s->ctomb[ci]) s->ctomb[ci] = c->ts;
+  }
   if (c->flags & CELL_TOMBSTONE) return;
   if ((c->flags & CELL_EXPIRING) && c->expiry <= s->now_s) return;
   if (col == SL_ROWS_MARKER_COL) {
@@ -578,7 +724,9 @@ static int scan_one(scan_t *s, const uint8_t *key, size_t klen, const uint8_t *v
     packed_ent_t e;
     while (packed_next(&r, &e)) {
       cell_t c;
-      if (cell_parse(e.p, e.len, &c)) apply_cell(s, e.col, &c, true);
+      if (!cell_parse(e.p, e.len, &c)) continue;
+      if (e.has_path) apply_element(s, e.col, &e, &c);
+      else apply_cell(s, e.col, &c, true);
     }
     return 0;
   }
@@ -609,6 +757,21 @@ static int scan_one(scan_t *s, const uint8_t *key, size_t klen, const uint8_t *v
     if (s->marker_ts <= c.ts) s->marker_ts = INT64_MIN;
     s->row_live = s->marker_ts != INT64_MIN;
     for (size_t i = 0; i < s->ncols; i++) {
+      if (s->mc && s->mc[i] && s->nelems[i]) { /* elements the row tombstone shadows */
+        size_t k = 0;
+        int64_t newest = INT64_MIN;
+        for (size_t j = 0; j < s->nelems[i]; j++)
+          if (s->elems[i][j].ts > c.ts) {
+            s->elems[i][k++] = s->elems[i][j];
+            if (s->elems[i][j].ts > newest) newest = s->elems[i][j].ts;
+          }
+        s->nelems[i] = k;
+        if (k) {
+          s->ts[i] = newest;
+          s->row_live = true;
+          continue;
+        }
+      }
       if (s->ts[i] != INT64_MIN && s->ts[i] <= c.ts) {
         s->vals[i].ptr = NULL;
         s->vals[i].len = 0;
@@ -630,6 +793,13 @@ int sl_rows_scan(sl_kv_t *kv, const sl_table_t *t, const uint8_t *lower, size_t 
   sl_buf_init(&s.part);
   sl_buf_init(&s.row);
   sl_buf_init(&s.tmp);
+  bool *mc = NULL;
+  for (size_t i = t->npk + t->nck; i < t->ncols; i++)
+    if (sl_rows_is_multicell(t->cols[i].type)) {
+      if (!mc) mc = sl_arena_alloc(a, t->ncols * sizeof *mc);
+      mc[i] = true;
+    }
+  s.mc = mc;
   sl_kv_iter_t *it = sl_kv_iter_new(kv, lower, llen, upper, ulen);
   int rc = 0;
   for (; sl_kv_iter_valid(it) && rc == 0; sl_kv_iter_next(it)) {

@@ -19,6 +19,16 @@
  * one RocksDB entry instead of six. Keys with other column ids (one cell each) are still read, for data written
  * before packing.
  *
+ * Non-frozen collections ("multi-cell" columns) keep one cell per element in the packed row: an entry whose
+ * column id has bit 15 set carries a path, { column id | 0x8000 u16 | path length u16 | path | cell length u32 |
+ * cell }, and entries sort by (column id, no path first, path bytes). The path of a set element or a map key is
+ * its order-preserving key encoding (keycodec.h), so elements come out sorted by the type's comparator; the path
+ * of a list element is a 16-byte time-based key (sl_rows_list_path: appends sort after, prepends before). The
+ * column's entry without a path is the collection tombstone (an overwrite writes it at timestamp - 1, as
+ * Cassandra does); elements at or before it are dead. Each element is merged with the cell rule above, so elements
+ * carry their own timestamps and TTLs. A read returns the live elements serialized as the collection (null when
+ * none).
+ *
  * Cell value: flags u8 (0x01 tombstone, 0x02 expiring) | write time i64 µs | [ttl i32 | expiry i64 s] | bytes.
  * A tombstone's expiry slot holds its local deletion time (for the equal-timestamp tie-break). */
 #ifndef SL_STORE_ROWS_H
@@ -58,7 +68,24 @@ typedef struct {
   const uint8_t *v; /* NULL with tombstone */
   size_t len;
   bool tombstone;
+  const uint8_t *path; /* a collection element's path (NULL: the column's own cell, or its collection tombstone) */
+  size_t pathlen;
+  bool ts_minus_one;   /* written at ts - 1 (the collection tombstone of an overwrite) */
 } sl_cell_write_t;
+
+/* A non-frozen list, set or map: stored one cell per element. */
+bool sl_rows_is_multicell(const sl_cql_type_t *t);
+/* The 16-byte path of a list element at a logical time (negative for prepends). */
+void sl_rows_list_path(uint8_t out[16], int64_t time, const uint8_t node[8]);
+
+/* A live element of a multi-cell column, in path order. */
+typedef struct {
+  const uint8_t *path;
+  size_t pathlen;
+  const uint8_t *v; /* list element / map value; empty for sets */
+  size_t len;
+  int64_t ts;
+} sl_rows_elem_t;
 
 /* Writes cells of one row (ck NULL: the static row), each only if it wins over the stored cell (LWW with
  * Cassandra's tie-breaks). row_marker adds the INSERT liveness marker. ttl 0 = none. */
@@ -89,6 +116,8 @@ typedef struct {
   int32_t *ttl;     /* remaining seconds per column, 0 when none */
   const uint8_t *key; /* storage prefix of the row (paging resumes after it) */
   size_t keylen;
+  sl_rows_elem_t **elems; /* per column: live elements of multi-cell columns; NULL when the table has none */
+  size_t *nelems;
 } sl_row_t;
 
 /* Returns 0 to continue, 1 to stop, negative to abort with that error. */

@@ -13,8 +13,46 @@ void sl_catalog_init(sl_catalog_t *c) {
   c->next_table_id = 1;
 }
 
+void sl_table_opt_free(sl_table_opt_t *o) {
+  free(o->name);
+  free(o->text);
+  for (size_t i = 0; i < o->n; i++) {
+    free(o->keys[i]);
+    free(o->vals[i]);
+  }
+  free(o->keys);
+  free(o->vals);
+  memset(o, 0, sizeof *o);
+}
+
+const sl_table_opt_t *sl_table_option(const sl_table_t *t, const char *name) {
+  for (size_t i = 0; i < t->nopts; i++)
+    if (!strcmp(t->opts[i].name, name)) return &t->opts[i];
+  return NULL;
+}
+
+void sl_table_set_option(sl_table_t *t, const sl_table_opt_t *o) {
+  for (size_t i = 0; i < t->nopts; i++)
+    if (!strcmp(t->opts[i].name, o->name)) {
+      sl_table_opt_free(&t->opts[i]);
+      t->opts[i] = *o;
+      return;
+    }
+  sl_table_opt_t *n = realloc(t->opts, (t->nopts + 1) * sizeof *n);
+  if (!n) abort();
+  t->opts = n;
+  t->opts[t->nopts++] = *o;
+}
+
 void sl_table_free(sl_table_t *t) {
   if (!t) return;
+  for (size_t i = 0; i < t->nopts; i++) sl_table_opt_free(&t->opts[i]);
+  free(t->opts);
+  for (size_t i = 0; i < t->ndropped; i++) {
+    free(t->dropped[i].name);
+    free(t->dropped[i].type);
+  }
+  free(t->dropped);
   for (size_t i = 0; i < t->ncols; i++) {
     free(t->cols[i].name);
     sl_cql_type_free(t->cols[i].type);
@@ -144,7 +182,7 @@ void sl_table_finish(sl_table_t *t) {
 
 /* ---- persisted forms ---- */
 
-enum { TABLE_FORMAT = 1, KEYSPACE_FORMAT = 1 };
+enum { TABLE_FORMAT = 2, KEYSPACE_FORMAT = 1 }; /* table format 1: no options and dropped columns */
 
 void sl_table_encode(const sl_table_t *t, sl_buf_t *out) {
   sl_buf_put_u8(out, TABLE_FORMAT);
@@ -171,6 +209,29 @@ void sl_table_encode(const sl_table_t *t, sl_buf_t *out) {
     sl_buf_put_be16(out, c->id);
   }
   sl_buf_free(&tn);
+  /* format 2: options as given, then dropped columns */
+  sl_buf_put_be16(out, (uint16_t)t->nopts);
+  for (size_t i = 0; i < t->nopts; i++) {
+    const sl_table_opt_t *o = &t->opts[i];
+    cql_write_cstring(out, o->name);
+    sl_buf_put_u8(out, o->is_map);
+    if (!o->is_map) {
+      cql_write_cstring(out, o->text ? o->text : "");
+      continue;
+    }
+    sl_buf_put_be16(out, (uint16_t)o->n);
+    for (size_t k = 0; k < o->n; k++) {
+      cql_write_cstring(out, o->keys[k]);
+      cql_write_cstring(out, o->vals[k]);
+    }
+  }
+  sl_buf_put_be16(out, (uint16_t)t->ndropped);
+  for (size_t i = 0; i < t->ndropped; i++) {
+    cql_write_cstring(out, t->dropped[i].name);
+    cql_write_cstring(out, t->dropped[i].type);
+    sl_buf_put_be64(out, (uint64_t)t->dropped[i].time_us);
+    sl_buf_put_u8(out, t->dropped[i].is_static);
+  }
 }
 
 static char *slice_dup(sl_slice_t s) {
@@ -185,7 +246,8 @@ int sl_table_decode(const uint8_t *p, size_t len, sl_table_t **out) {
   sl_reader_t r;
   sl_reader_init(&r, p, len);
   *out = NULL;
-  if (sl_read_u8(&r) != TABLE_FORMAT) return -EINVAL;
+  uint8_t format = sl_read_u8(&r);
+  if (format != TABLE_FORMAT && format != 1) return -EINVAL;
   sl_table_t *t = calloc(1, sizeof *t);
   if (!t) abort();
   sl_slice_t ks = cql_read_string(&r), name = cql_read_string(&r);
@@ -214,6 +276,52 @@ int sl_table_decode(const uint8_t *p, size_t len, sl_table_t **out) {
     c->name = slice_dup(cn);
     t->ncols++;
     if (sl_cql_type_parse((const char *)ty.ptr, ty.len, &c->type) != 0) goto bad;
+  }
+  if (format >= 2) {
+    uint16_t nopts = cql_read_list_count(&r, 3);
+    if (r.err) goto bad;
+    t->opts = calloc(nopts ? nopts : 1, sizeof *t->opts);
+    if (!t->opts) abort();
+    for (uint16_t i = 0; i < nopts; i++) {
+      sl_slice_t on = cql_read_string(&r);
+      bool is_map = sl_read_u8(&r) != 0;
+      if (r.err) goto bad;
+      sl_table_opt_t *o = &t->opts[t->nopts++];
+      o->name = slice_dup(on);
+      o->is_map = is_map;
+      if (!is_map) {
+        sl_slice_t tx = cql_read_string(&r);
+        if (r.err) goto bad;
+        o->text = slice_dup(tx);
+        continue;
+      }
+      uint16_t n = cql_read_list_count(&r, 4);
+      if (r.err) goto bad;
+      o->keys = calloc(n ? n : 1, sizeof(char *));
+      o->vals = calloc(n ? n : 1, sizeof(char *));
+      if (!o->keys || !o->vals) abort();
+      for (uint16_t k = 0; k < n; k++) {
+        sl_slice_t kk = cql_read_string(&r), vv = cql_read_string(&r);
+        if (r.err) goto bad;
+        o->keys[o->n] = slice_dup(kk);
+        o->vals[o->n++] = slice_dup(vv);
+      }
+    }
+    uint16_t nd = cql_read_list_count(&r, 13);
+    if (r.err) goto bad;
+    t->dropped = calloc(nd ? nd : 1, sizeof *t->dropped);
+    if (!t->dropped) abort();
+    for (uint16_t i = 0; i < nd; i++) {
+      sl_slice_t dn = cql_read_string(&r), dt = cql_read_string(&r);
+      int64_t when = (int64_t)sl_read_be64(&r);
+      bool st = sl_read_u8(&r) != 0;
+      if (r.err) goto bad;
+      sl_dropped_col_t *d = &t->dropped[t->ndropped++];
+      d->name = slice_dup(dn);
+      d->type = slice_dup(dt);
+      d->time_us = when;
+      d->is_static = st;
+    }
   }
   sl_table_finish(t);
   *out = t;

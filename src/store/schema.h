@@ -23,6 +23,23 @@ typedef struct {
   uint16_t id;   /* storage id of the column's cells (regular/static); stable across ALTER */
 } sl_column_t;
 
+/* A table option as given in CREATE/ALTER TABLE ... WITH (echoed in system_schema.tables): a scalar's text, or a
+ * map's entries. */
+typedef struct {
+  char *name;
+  char *text;          /* scalars */
+  bool is_map;
+  size_t n;            /* maps */
+  char **keys, **vals;
+} sl_table_opt_t;
+
+/* A column dropped by ALTER TABLE DROP (system_schema.dropped_columns). */
+typedef struct {
+  char *name, *type;
+  int64_t time_us;
+  bool is_static;
+} sl_dropped_col_t;
+
 typedef struct {
   char *keyspace, *name;
   uint8_t uuid[16];   /* system_schema.tables.id */
@@ -34,6 +51,10 @@ typedef struct {
   int64_t gc_grace;
   char *comment;
   bool is_virtual;    /* a system table answered from the catalogue */
+  sl_table_opt_t *opts; /* options given (the others are shown with Cassandra's defaults) */
+  size_t nopts;
+  sl_dropped_col_t *dropped;
+  size_t ndropped;
 } sl_table_t;
 
 typedef struct {
@@ -70,6 +91,10 @@ sl_column_t *sl_table_column(const sl_table_t *t, const char *name);
 /* Re-sorts columns into canonical order and recounts npk/nck (after building or altering a table). */
 void sl_table_finish(sl_table_t *t);
 void sl_table_free(sl_table_t *t);
+const sl_table_opt_t *sl_table_option(const sl_table_t *t, const char *name);
+/* Takes ownership of o's strings; replaces an option of the same name. */
+void sl_table_set_option(sl_table_t *t, const sl_table_opt_t *o);
+void sl_table_opt_free(sl_table_opt_t *o);
 void sl_keyspace_free(sl_keyspace_t *k);
 
 /* Persisted forms. Decoders return 0 or -EINVAL and never trust lengths (the data may be corrupt). */

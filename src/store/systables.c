@@ -167,6 +167,19 @@ static const char *type_text(sl_arena_t *a, const sl_cql_type_t *t) {
 
 static bool in_virtual_schema(const char *ks) { return !strcmp(ks, "system_virtual_schema"); }
 
+/* An option as given, else Cassandra's default. */
+static sl_slice_t opt_or(sl_arena_t *a, const sl_table_t *t, const char *name, char kind, sl_slice_t dflt) {
+  const sl_table_opt_t *o = sl_table_option(t, name);
+  if (!o) return dflt;
+  if (o->is_map) return sl_val_text_coll(a, (const char *const *)o->keys, (const char *const *)o->vals, o->n);
+  switch (kind) {
+    case 'i': return sl_val_int(a, (int32_t)strtol(o->text, NULL, 10));
+    case 'd': return sl_val_double(a, strtod(o->text, NULL));
+    case 'b': return sl_val_bool(a, !strcmp(o->text, "true"));
+    default: return sl_val_text(a, o->text);
+  }
+}
+
 static void table_option_cols(sl_engine_t *e, rowb_t *r, const sl_table_t *t) {
   sl_arena_t *a = r->a;
   (void)e;
@@ -177,25 +190,25 @@ static void table_option_cols(sl_engine_t *e, rowb_t *r, const sl_table_t *t) {
                                              "32", "4"};
   static const char *const compression_k[] = {"chunk_length_in_kb", "class"};
   static const char *const compression_v[] = {"16", "org.apache.cassandra.io.compress.LZ4Compressor"};
-  put(r, "additional_write_policy", sl_val_text(a, "99p"));
-  put(r, "bloom_filter_fp_chance", sl_val_double(a, 0.01));
-  put(r, "caching", sl_val_text_coll(a, caching_k, caching_v, 2));
-  put(r, "cdc", sl_val_bool(a, false));
+  put(r, "additional_write_policy", opt_or(a, t, "additional_write_policy", 't', sl_val_text(a, "99p")));
+  put(r, "bloom_filter_fp_chance", opt_or(a, t, "bloom_filter_fp_chance", 'd', sl_val_double(a, 0.01)));
+  put(r, "caching", opt_or(a, t, "caching", 'm', sl_val_text_coll(a, caching_k, caching_v, 2)));
+  put(r, "cdc", opt_or(a, t, "cdc", 'b', sl_val_bool(a, false)));
   put(r, "comment", sl_val_text(a, t->comment ? t->comment : ""));
-  put(r, "compaction", sl_val_text_coll(a, compaction_k, compaction_v, 3));
-  put(r, "compression", sl_val_text_coll(a, compression_k, compression_v, 2));
-  put(r, "crc_check_chance", sl_val_double(a, 1.0));
-  put(r, "dclocal_read_repair_chance", sl_val_double(a, 0.0));
+  put(r, "compaction", opt_or(a, t, "compaction", 'm', sl_val_text_coll(a, compaction_k, compaction_v, 3)));
+  put(r, "compression", opt_or(a, t, "compression", 'm', sl_val_text_coll(a, compression_k, compression_v, 2)));
+  put(r, "crc_check_chance", opt_or(a, t, "crc_check_chance", 'd', sl_val_double(a, 1.0)));
+  put(r, "dclocal_read_repair_chance", opt_or(a, t, "dclocal_read_repair_chance", 'd', sl_val_double(a, 0.0)));
   put(r, "default_time_to_live", sl_val_int(a, (int32_t)t->default_ttl));
   put(r, "extensions", sl_val_text_coll(a, NULL, NULL, 0));
   put(r, "gc_grace_seconds", sl_val_int(a, (int32_t)t->gc_grace));
   put(r, "id", sl_val_bytes(a, t->uuid, 16));
-  put(r, "max_index_interval", sl_val_int(a, 2048));
-  put(r, "memtable_flush_period_in_ms", sl_val_int(a, 0));
-  put(r, "min_index_interval", sl_val_int(a, 128));
-  put(r, "read_repair", sl_val_text(a, "BLOCKING"));
-  put(r, "read_repair_chance", sl_val_double(a, 0.0));
-  put(r, "speculative_retry", sl_val_text(a, "99p"));
+  put(r, "max_index_interval", opt_or(a, t, "max_index_interval", 'i', sl_val_int(a, 2048)));
+  put(r, "memtable_flush_period_in_ms", opt_or(a, t, "memtable_flush_period_in_ms", 'i', sl_val_int(a, 0)));
+  put(r, "min_index_interval", opt_or(a, t, "min_index_interval", 'i', sl_val_int(a, 128)));
+  put(r, "read_repair", opt_or(a, t, "read_repair", 't', sl_val_text(a, "BLOCKING")));
+  put(r, "read_repair_chance", opt_or(a, t, "read_repair_chance", 'd', sl_val_double(a, 0.0)));
+  put(r, "speculative_retry", opt_or(a, t, "speculative_retry", 't', sl_val_text(a, "99p")));
 }
 
 static void column_rows(sl_engine_t *e, const sl_table_t *self, sl_arena_t *a, sl_vec_t *rows, bool virt) {
@@ -258,6 +271,20 @@ void sl_systables_rows(sl_engine_t *e, const sl_table_t *t, sl_arena_t *a, sl_ve
     }
   } else if (!strcmp(name, "columns")) {
     column_rows(e, t, a, rows, virt);
+  } else if (!strcmp(name, "dropped_columns") && !virt) {
+    for (size_t i = 0; i < e->cat.ntables; i++) {
+      const sl_table_t *u = e->cat.tables[i];
+      for (size_t k = 0; k < u->ndropped; k++) {
+        const sl_dropped_col_t *d = &u->dropped[k];
+        rowb_t r = row_new(t, a, rows);
+        put(&r, "keyspace_name", sl_val_text(a, u->keyspace));
+        put(&r, "table_name", sl_val_text(a, u->name));
+        put(&r, "column_name", sl_val_text(a, d->name));
+        put(&r, "dropped_time", sl_val_bigint(a, d->time_us / 1000));
+        put(&r, "kind", sl_val_text(a, d->is_static ? "static" : "regular"));
+        put(&r, "type", sl_val_text(a, d->type));
+      }
+    }
   }
-  /* dropped_columns, triggers, views, types, functions, aggregates, indexes: none yet */
+  /* triggers, views, types, functions, aggregates, indexes: none yet */
 }

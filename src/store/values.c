@@ -189,38 +189,13 @@ static int int_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_type_t *
 }
 
 static int decimal_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_type_t *t, cql_value_t *out) {
-  /* unscaled digits and scale from "[-]digits[.digits][e[+-]n]" */
-  char digits[40];
-  size_t nd = 0;
-  int32_t scale = 0;
-  bool neg = false, frac = false;
-  size_t i = 0;
-  if (i < term->len && (term->text[i] == '-' || term->text[i] == '+')) neg = term->text[i++] == '-';
-  for (; i < term->len; i++) {
-    char c = term->text[i];
-    if (c >= '0' && c <= '9') {
-      if (nd >= 18) return invalid_literal(x, term, t, "FLOAT");
-      digits[nd++] = c;
-      if (frac) scale++;
-    } else if (c == '.' && !frac) {
-      frac = true;
-    } else if (c == 'e' || c == 'E') {
-      int64_t ex;
-      if (!parse_int64(term->text + i + 1, term->len - i - 1, &ex) || ex > 1000 || ex < -1000)
-        return invalid_literal(x, term, t, "FLOAT");
-      scale -= (int32_t)ex;
-      break;
-    } else {
-      return invalid_literal(x, term, t, "FLOAT");
-    }
-  }
-  digits[nd] = 0;
-  int64_t unscaled = nd ? strtoll(digits, NULL, 10) : 0;
-  if (neg) unscaled = -unscaled;
-  uint8_t d[13];
-  sl_store_be32(d, (uint32_t)scale);
-  size_t n = sl_cql_varint_encode(unscaled, d + 4);
-  return set_bytes(x, out, d, 4 + n);
+  sl_buf_t nb;
+  sl_buf_init(&nb);
+  int nrc = sl_numeric_from_text(t, term->text, term->len, &nb);
+  if (nrc == 0) set_bytes(x, out, nb.data, nb.len);
+  sl_buf_free(&nb);
+  if (nrc == 0) return 0;
+  return invalid_literal(x, term, t, t->id == CQL_TYPE_VARINT ? "INTEGER" : "FLOAT");
 }
 
 static int collection_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_type_t *t, cql_value_t *out) {
@@ -285,6 +260,59 @@ static int collection_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_t
   return 0;
 }
 
+/* A bound set or map as Cassandra keeps it: elements (keys) in their type's order, duplicates dropped (the last
+ * one wins for maps). The value is already validated. */
+static int sort_bound_collection(sl_exec_t *x, const sl_cql_type_t *t, cql_value_t *v) {
+  size_t per = t->id == CQL_TYPE_MAP ? 2 : 1;
+  sl_reader_t r;
+  sl_reader_init(&r, v->v.ptr, v->v.len);
+  int32_t cnt = (int32_t)sl_read_be32(&r);
+  if (r.err || cnt < 0 || (size_t)cnt * per * 4 > sl_reader_remaining(&r)) return 0;
+  size_t n = (size_t)cnt;
+  sl_slice_t *it = sl_arena_alloc(x->a, (n * per + 1) * sizeof *it);
+  for (size_t i = 0; i < n * per; i++) {
+    int32_t len = (int32_t)sl_read_be32(&r);
+    if (len < 0) return sl_exec_fail(x, CQL_ERR_INVALID, "null is not supported inside collections");
+    it[i].ptr = sl_read_bytes(&r, (size_t)len);
+    it[i].len = (size_t)len;
+    if (r.err) return 0;
+  }
+  size_t *order = sl_arena_alloc(x->a, (n + 1) * sizeof *order);
+  size_t m = 0;
+  bool changed = false;
+  for (size_t i = 0; i < n; i++) { /* insertion sort: bound collections are small */
+    const sl_slice_t *k = &it[i * per];
+    size_t pos = m;
+    while (pos > 0) {
+      const sl_slice_t *o = &it[order[pos - 1] * per];
+      int c = sl_value_compare(t->sub[0], k->ptr, k->len, o->ptr, o->len);
+      if (c >= 0) {
+        if (c == 0) {
+          order[pos - 1] = i;
+          changed = true;
+          goto next;
+        }
+        break;
+      }
+      pos--;
+      changed = true;
+    }
+    memmove(order + pos + 1, order + pos, (m - pos) * sizeof *order);
+    order[pos] = i;
+    m++;
+  next:;
+  }
+  if (!changed) return 0;
+  sl_buf_t b;
+  sl_buf_init(&b);
+  sl_buf_put_be32(&b, (uint32_t)m);
+  for (size_t j = 0; j < m; j++)
+    for (size_t k = 0; k < per; k++) cql_write_bytes(&b, it[order[j] * per + k].ptr, it[order[j] * per + k].len);
+  v->v = sl_val_bytes(x->a, b.data, b.len);
+  sl_buf_free(&b);
+  return 0;
+}
+
 static int func_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_type_t *t, cql_value_t *out) {
   const char *f = term->func;
   uint8_t u[16];
@@ -345,6 +373,7 @@ int sl_exec_term_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_type_t
       if (out->kind == CQL_VALUE_SET) {
         const char *m = sl_cql_value_validate(t, out->v.ptr, out->v.len);
         if (m) return sl_exec_fail(x, CQL_ERR_INVALID, "%s (%zu)", m, out->v.len);
+        if ((t->id == CQL_TYPE_SET || t->id == CQL_TYPE_MAP) && out->v.len) return sort_bound_collection(x, t, out);
       }
       return 0;
     }
@@ -396,7 +425,7 @@ int sl_exec_term_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_type_t
       }
     }
     case TERM_INTEGER: {
-      if (t->id == CQL_TYPE_DECIMAL) return decimal_value(x, term, t, out);
+      if (t->id == CQL_TYPE_DECIMAL || t->id == CQL_TYPE_VARINT) return decimal_value(x, term, t, out);
       int64_t v;
       if (!parse_int64(term->text, term->len, &v)) return invalid_literal(x, term, t, "INTEGER");
       return int_value(x, term, t, v, out);
@@ -468,7 +497,17 @@ int sl_exec_term_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_type_t
       return 0;
     }
     case TERM_FUNC: return func_value(x, term, t, out);
-    case TERM_DURATION: return sl_exec_fail(x, CQL_ERR_INVALID, "duration literals are not supported yet");
+    case TERM_DURATION: {
+      int32_t mo, d;
+      int64_t ns;
+      if (t->id != CQL_TYPE_DURATION) return invalid_literal(x, term, t, "DURATION");
+      int rc = sl_cql_parse_duration(term->text, term->len, &mo, &d, &ns);
+      if (rc != 0)
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Unable to convert '%.*s' to a duration%s", (int)term->len,
+                            term->text, rc == -ERANGE ? ": out of range" : "");
+      uint8_t b[27];
+      return set_bytes(x, out, b, sl_cql_duration_encode(mo, d, ns, b));
+    }
   }
   return sl_exec_fail(x, CQL_ERR_INVALID, "unsupported term");
 }
@@ -582,6 +621,10 @@ int sl_exec_collect_binds(sl_exec_t *x, const cql_stmt_t *s) {
   spec(x, s->per_partition_limit, t, "[per_partition_limit]", &int_type);
   switch (s->kind) {
     case STMT_INSERT:
+      if (s->json) {
+        static sl_cql_type_t text_type = {.id = CQL_TYPE_VARCHAR};
+        spec(x, s->json_value, t, "[json]", &text_type);
+      }
       for (size_t i = 0; i < s->values.n && i < s->columns.n; i++) {
         const sl_column_t *c = sl_table_column(t, s->columns.items[i]);
         if (!c) return sl_exec_fail(x, CQL_ERR_INVALID, "Undefined column name %s", (char *)s->columns.items[i]);
@@ -597,6 +640,14 @@ int sl_exec_collect_binds(sl_exec_t *x, const cql_stmt_t *s) {
           const sl_cql_type_t *kt = c->type->id == CQL_TYPE_MAP ? c->type->sub[0] : &int_type;
           spec(x, as->key, t, c->name, kt);
           spec(x, as->value, t, c->name, c->type->sub[c->type->id == CQL_TYPE_MAP ? 1 : 0]);
+        } else if (as->kind == ASSIGN_SUB && c->type->id == CQL_TYPE_MAP && !c->type->frozen) {
+          sl_cql_type_t *st = sl_arena_alloc(x->a, sizeof *st); /* m = m - {keys}: a set of the key type */
+          sl_cql_type_t **sub = sl_arena_alloc(x->a, sizeof *sub);
+          sub[0] = c->type->sub[0];
+          st->id = CQL_TYPE_SET;
+          st->nsub = 1;
+          st->sub = sub;
+          spec(x, as->value, t, c->name, st);
         } else {
           spec(x, as->value, t, c->name, c->type);
         }
@@ -605,6 +656,13 @@ int sl_exec_collect_binds(sl_exec_t *x, const cql_stmt_t *s) {
       if (where_binds(x, t, &s->conditions) != 0) return -1;
       break;
     case STMT_DELETE:
+      for (size_t i = 0; i < s->column_keys.n && i < s->columns.n; i++) {
+        const cql_term_t *k = s->column_keys.items[i];
+        const sl_column_t *c = sl_table_column(t, s->columns.items[i]);
+        if (!k || !c || !c->type->nsub) continue;
+        spec(x, k, t, c->name, c->type->id == CQL_TYPE_MAP ? c->type->sub[0] : &int_type);
+      }
+      /* fall through */
     case STMT_SELECT:
       if (where_binds(x, t, &s->where) != 0) return -1;
       if (where_binds(x, t, &s->conditions) != 0) return -1;

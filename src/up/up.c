@@ -1,9 +1,11 @@
-/* `sluice up` (see up.h): broker + store + stream processor + demo simulator on one loop.
+/* `sluice up` (see up.h): broker + store + stream processor + demo simulator + REST API on one loop.
  *
- *   sl_up_start: broker start, store start (both listen before returning) -> ready file and banner ->
- *                processor start (example pipelines, pointed at the two listeners) -> simulator start
+ *   sl_up_start: broker start, store start, API start (all three listen before returning; the API reads the
+ *                embedded store over CQL) -> ready file -> processor start (example pipelines, pointed at the
+ *                broker and the store) -> banner -> simulator start
  *   sl_up_stop:  simulator and processor stop (they still need the broker and the store to drain and commit)
- *                -> on_part_stopped x2 -> broker stop, store stop -> the loop ends when every handle is closed
+ *                -> on_part_stopped x2 -> API stop -> on_api_stopped -> broker stop, store stop -> the loop ends
+ *                when every handle is closed
  *
  * Data lives in one directory (<data_dir>/broker, <data_dir>/store); committed offsets live in the broker, so
  * the next start resumes where this one stopped. */
@@ -17,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/api.h"
+#include "core/addr.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "sources/simulate.h"
@@ -25,7 +29,8 @@
 #define F(key, type, field, def, min, max, help) {key, type, offsetof(sl_up_config_t, field), def, min, max, help}
 const sl_config_field_t sl_up_config_fields[] = {
     F("up.data_dir", SL_CONFIG_STRING, data_dir, "sluice-data", 0, 0, "where all data lives"),
-    F("up.http_listen", SL_CONFIG_STRING, http_listen, "127.0.0.1:8080", 0, 0, "reserved for the REST API"),
+    F("up.http_listen", SL_CONFIG_STRING, http_listen, "127.0.0.1:8080", 0, 0,
+      "REST API and dashboard listener (port 0: any)"),
     F("up.ready_file", SL_CONFIG_STRING, ready_file, "", 0, 0, "written with \"service host:port\" lines"),
     F("up.pipelines", SL_CONFIG_STRING, pipelines, "vehicles,wearables,users,jobs", 0, 0,
       "compiled-in example pipelines to run"),
@@ -37,12 +42,21 @@ const sl_config_field_t sl_up_config_fields[] = {
 };
 const size_t sl_up_config_field_count = sizeof sl_up_config_fields / sizeof sl_up_config_fields[0];
 
+/* The API's settings: defaults plus listen and cql; heap-held because the API keeps pointers to them until it has
+ * freed itself (on_api_stopped / free_api_box). */
+typedef struct {
+  sl_api_config_t cfg;
+  sl_config_section_t section;
+} api_box_t;
+
 struct sl_up {
   uv_loop_t *loop;
   const sl_up_config_t *cfg;
   sl_broker_t *broker;
   sl_store_t *store;
   sl_stream_t *stream;
+  sl_api_t *api;
+  api_box_t *api_box;
   sl_simulate_t *sim;
   sl_simulate_config_t sim_cfg;
   sl_config_section_t sim_section;
@@ -64,11 +78,18 @@ static int write_ready(const char *path, int kport, int cport, const char *http)
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   FILE *f = fopen(tmp, "w");
   if (!f) return -errno;
-  fprintf(f, "kafka 127.0.0.1:%d\ncql 127.0.0.1:%d\n", kport, cport);
-  (void)http;
+  fprintf(f, "kafka 127.0.0.1:%d\ncql 127.0.0.1:%d\nhttp %s\n", kport, cport, http);
   if (fclose(f) != 0 || rename(tmp, path) != 0) return -errno;
   return 0;
 }
+
+static void free_api_box(api_box_t *b) {
+  if (!b) return;
+  sl_config_free(&b->section, 1);
+  free(b);
+}
+
+static void free_api_box_cb(void *arg) { free_api_box(arg); }
 
 static void on_status(uv_timer_t *t) {
   sl_up_t *u = t->data;
@@ -129,7 +150,36 @@ int sl_up_start(uv_loop_t *loop, const sl_up_config_t *cfg, sl_broker_config_t *
     goto fail;
   }
   int kport = sl_broker_port(u->broker), cport = sl_store_port(u->store);
-  if (cfg->ready_file[0] && write_ready(cfg->ready_file, kport, cport, cfg->http_listen) != 0)
+
+  /* the REST API and the dashboard, reading the embedded store */
+  char http[300], host[256];
+  int hport = 0;
+  if (sl_addr_split(cfg->http_listen, host, sizeof host, &hport) != 0) {
+    SL_ERROR("up", "bad --http-listen '%s' (HOST:PORT)", cfg->http_listen);
+    rc = -EINVAL;
+    goto fail_store;
+  }
+  u->api_box = calloc(1, sizeof *u->api_box);
+  if (!u->api_box) abort();
+  u->api_box->section = (sl_config_section_t){sl_api_config_fields, sl_api_config_field_count, &u->api_box->cfg};
+  sl_config_defaults(&u->api_box->section, 1);
+  char set[600], err[256];
+  snprintf(set, sizeof set, "api.listen=%s", cfg->http_listen);
+  sl_config_set(&u->api_box->section, 1, set, err, sizeof err);
+  snprintf(set, sizeof set, "api.cql=127.0.0.1:%d", cport);
+  sl_config_set(&u->api_box->section, 1, set, err, sizeof err);
+  rc = sl_api_start(loop, &u->api_box->cfg, &u->api);
+  if (rc) {
+    free_api_box(u->api_box);
+    u->api_box = NULL;
+    goto fail_store;
+  }
+  hport = sl_api_port(u->api);
+  /* a wildcard listener is reached on the loopback address */
+  snprintf(http, sizeof http, "%s:%d",
+           !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::") ? "127.0.0.1" : host, hport);
+
+  if (cfg->ready_file[0] && write_ready(cfg->ready_file, kport, cport, http) != 0)
     SL_WARN("up", "cannot write ready file %s", cfg->ready_file);
 
   char addr[64];
@@ -160,14 +210,21 @@ int sl_up_start(uv_loop_t *loop, const sl_up_config_t *cfg, sl_broker_config_t *
   fprintf(stdout, "  kafka  127.0.0.1:%d   e.g. kcat -b 127.0.0.1:%d -C -t vehicles\n", kport, kport);
   fprintf(stdout, "  cql    127.0.0.1:%d   e.g. cqlsh 127.0.0.1 %d -e 'SELECT * FROM iot.vehicle_readings LIMIT 5'\n",
           cport, cport);
-  fprintf(stdout, "  http   %s   (reserved for the REST API)\n", cfg->http_listen);
+  fprintf(stdout, "  http   %s   e.g. curl http://%s/api/v1/devices\n", http, http);
+  char index[4200];
+  struct stat sb;
+  snprintf(index, sizeof index, "%s/index.html", u->api_box->cfg.web_dir);
+  if (u->api_box->cfg.web_dir[0] && stat(index, &sb) == 0)
+    fprintf(stdout, "  dashboard  http://%s/\n", http);
+  else
+    fprintf(stdout, "  dashboard  not built (npm ci && npm run build in web/); the API is at http://%s/api/v1\n",
+            http);
   fprintf(stdout, "  pipelines: %s (topics vehicles, wearables, users_created, job_offers -> keyspaces iot, "
           "spark_streams, jobs)\n", cfg->pipelines);
 
   if (cfg->demo_profiles[0]) {
     u->sim_section = (sl_config_section_t){sl_simulate_config_fields, sl_simulate_config_field_count, &u->sim_cfg};
     sl_config_defaults(&u->sim_section, 1);
-    char set[600], err[256];
     snprintf(set, sizeof set, "simulate.brokers=%s", stream->brokers);
     sl_config_set(&u->sim_section, 1, set, err, sizeof err);
     snprintf(set, sizeof set, "simulate.profile=%s", cfg->demo_profiles);
@@ -198,6 +255,10 @@ int sl_up_start(uv_loop_t *loop, const sl_up_config_t *cfg, sl_broker_config_t *
   return 0;
 
 fail_roles:
+  /* the API frees itself once closed; its settings go with it */
+  sl_api_on_stopped(u->api, free_api_box_cb, u->api_box);
+  sl_api_stop(u->api);
+fail_store:
   sl_store_stop(u->store);
   sl_broker_stop(u->broker);
 fail:
@@ -211,14 +272,24 @@ static void on_status_closed(uv_handle_t *h) {
   free(u);
 }
 
+static void on_api_stopped(void *arg) {
+  sl_up_t *u = arg;
+  u->api = NULL;
+  free_api_box(u->api_box);
+  u->api_box = NULL;
+  sl_store_stop(u->store);
+  sl_broker_stop(u->broker);
+  uv_close((uv_handle_t *)&u->status, on_status_closed);
+}
+
 static void on_part_stopped(void *arg) {
   sl_up_t *u = arg;
   if (--u->running_parts > 0) return;
   u->sim = NULL;
   u->stream = NULL;
-  sl_store_stop(u->store);
-  sl_broker_stop(u->broker);
-  uv_close((uv_handle_t *)&u->status, on_status_closed);
+  /* the API next (it reads the store), then the broker and the store */
+  sl_api_on_stopped(u->api, on_api_stopped, u);
+  sl_api_stop(u->api);
 }
 
 void sl_up_stop(sl_up_t *u) {

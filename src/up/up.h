@@ -1,5 +1,6 @@
 /* `sluice up`: the whole system in one process, with no configuration: the broker, the store, the stream
- * processor running the example pipelines, and a demo fleet (vehicles and wearables) from the simulator. It
+ * processor running the example pipelines, a demo fleet (vehicles and wearables) from the simulator, and the REST
+ * API with the dashboard, reading the embedded store. It
  * composes the roles' own start/stop functions on one loop; nothing here is a second implementation. */
 #ifndef SL_UP_UP_H
 #define SL_UP_UP_H
@@ -13,8 +14,8 @@
 
 typedef struct {
   char *data_dir;      /* broker data in <dir>/broker, store data in <dir>/store */
-  char *http_listen;   /* reserved for the REST API */
-  char *ready_file;    /* "kafka host:port\ncql host:port\n" once everything listens */
+  char *http_listen;   /* the REST API and dashboard (port 0: any) */
+  char *ready_file;    /* "kafka host:port\ncql host:port\nhttp host:port\n" once everything listens */
   char *pipelines;     /* compiled-in examples to run, comma-separated */
   char *demo_profiles; /* simulator profiles ("" = no demo fleet) */
   char *demo_rate;

@@ -227,11 +227,45 @@ static void test_text_forms(void **state) {
   assert_true(back == -129);
 }
 
+/* duration: zigzag vints (Cassandra's VIntCoding), literals in both forms, malformed values refused */
+static void test_duration(void **state) {
+  (void)state;
+  uint8_t b[27];
+  assert_int_equal(sl_cql_duration_encode(1, 2, 3, b), 3);
+  assert_memory_equal(b, "\x02\x04\x06", 3);
+  size_t n = sl_cql_duration_encode(0, 0, -64, b); /* zigzag 127: one byte */
+  assert_int_equal(n, 3);
+  assert_int_equal(b[2], 0x7f);
+  n = sl_cql_duration_encode(0, 0, 64, b); /* zigzag 128: two bytes, 10xxxxxx */
+  assert_int_equal(n, 4);
+  assert_memory_equal(b + 2, "\x80\x80", 2);
+  n = sl_cql_duration_encode(INT32_MIN, 0, INT64_MIN, b);
+  int32_t mo, d;
+  int64_t ns;
+  assert_int_equal(sl_cql_duration_decode(b, n, &mo, &d, &ns), 0);
+  assert_int_equal(mo, INT32_MIN);
+  assert_true(ns == INT64_MIN);
+  assert_int_equal(b[6], 0xff); /* months: 5 bytes, days: 1, nanoseconds: the 9-byte form */
+  for (size_t k = 0; k < n; k++) assert_int_not_equal(sl_cql_duration_decode(b, k, &mo, &d, &ns), 0);
+  assert_non_null(sl_cql_value_validate(&(sl_cql_type_t){.id = CQL_TYPE_DURATION}, (const uint8_t *)"\x02\x04", 2));
+  n = sl_cql_duration_encode(1, -1, 0, b); /* mixed signs are invalid */
+  assert_int_not_equal(sl_cql_duration_decode(b, n, &mo, &d, &ns), 0);
+  assert_int_equal(sl_cql_parse_duration("1h30m", 5, &mo, &d, &ns), 0);
+  assert_true(mo == 0 && d == 0 && ns == 5400000000000LL);
+  assert_int_equal(sl_cql_parse_duration("-P1Y2MT3S", 9, &mo, &d, &ns), 0);
+  assert_true(mo == -14 && d == 0 && ns == -3000000000LL);
+  assert_int_equal(sl_cql_parse_duration("2w1d7us", 7, &mo, &d, &ns), 0);
+  assert_true(d == 15 && ns == 7000);
+  assert_int_not_equal(sl_cql_parse_duration("1q", 2, &mo, &d, &ns), 0);
+  assert_int_not_equal(sl_cql_parse_duration("P", 1, &mo, &d, &ns), 0);
+  assert_int_not_equal(sl_cql_parse_duration("99999999999999999999h", 21, &mo, &d, &ns), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_murmur3_vectors), cmocka_unit_test(test_header),     cmocka_unit_test(test_notations),
       cmocka_unit_test(test_string_map),      cmocka_unit_test(test_type_names), cmocka_unit_test(test_validate),
-      cmocka_unit_test(test_text_forms),
+      cmocka_unit_test(test_text_forms),      cmocka_unit_test(test_duration),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,6 +144,136 @@ static void test_keycodec_order(void **state) {
   sl_buf_free(&out);
 }
 
+/* varint / decimal keys sort by numeric value, ASC and DESC, and decode to the minimal / normalized form */
+static void test_keycodec_numeric(void **state) {
+  (void)state;
+  sl_cql_type_t tv = {.id = CQL_TYPE_VARINT}, tdec = {.id = CQL_TYPE_DECIMAL};
+  /* ascending values as two's-complement bytes, some not minimal */
+  static const struct {
+    uint8_t b[12];
+    size_t n;
+  } vi[] = {
+      {{0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 10},  /* -2^79 */
+      {{0xff, 0x7f}, 2},                       /* -129 */
+      {{0xff, 0xff, 0x80}, 3},                 /* -128, not minimal */
+      {{0xff}, 1},                             /* -1 */
+      {{0x00}, 1},                             /* 0 */
+      {{0x01}, 1},                             /* 1 */
+      {{0x7f}, 1},                             /* 127 */
+      {{0x00, 0x00, 0x80}, 3},                 /* 128, not minimal */
+      {{0x01, 0x00}, 2},                       /* 256 */
+      {{0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 10}, /* 2^72 */
+  };
+  size_t nv = sizeof vi / sizeof vi[0];
+  for (size_t i = 0; i + 1 < nv; i++) {
+    assert_int_equal(cmp_enc(&tv, vi[i].b, vi[i].n, vi[i + 1].b, vi[i + 1].n, false), -1);
+    assert_int_equal(cmp_enc(&tv, vi[i].b, vi[i].n, vi[i + 1].b, vi[i + 1].n, true), 1);
+    assert_true(sl_value_compare(&tv, vi[i].b, vi[i].n, vi[i + 1].b, vi[i + 1].n) < 0);
+  }
+  sl_buf_t b, out;
+  sl_buf_init(&b);
+  sl_buf_init(&out);
+  size_t vlen;
+  sl_reader_t r;
+  for (int desc = 0; desc < 2; desc++) {
+    b.len = 0;
+    sl_key_encode(&b, &tv, vi[2].b, vi[2].n, desc);
+    sl_key_encode(&b, &tv, vi[7].b, vi[7].n, desc);
+    sl_reader_init(&r, b.data, b.len);
+    out.len = 0;
+    assert_int_equal(sl_key_decode(&r, &tv, desc, &out, &vlen), 0);
+    assert_int_equal(vlen, 1);
+    assert_int_equal(out.data[0], 0x80); /* -128 minimal */
+    out.len = 0;
+    assert_int_equal(sl_key_decode(&r, &tv, desc, &out, &vlen), 0);
+    assert_int_equal(vlen, 2);
+    assert_memory_equal(out.data, "\x00\x80", 2);
+    assert_int_equal(sl_reader_remaining(&r), 0);
+  }
+  /* decimals: scale (be32) + unscaled varint, ascending by value */
+  static const struct {
+    uint8_t b[16];
+    size_t n;
+  } de[] = {
+      {{0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0}, 12}, /* -2^87 */
+      {{0, 0, 0, 1, 0xf6}, 5},                       /* -1.0 */
+      {{0, 0, 0, 2, 0xff, 0xa6}, 6},                 /* -0.90 */
+      {{0, 0, 0, 3, 0xf7}, 5},                       /* -0.009 */
+      {{0, 0, 0, 5, 0x00}, 5},                       /* 0.00000 */
+      {{0, 0, 0, 3, 0x0c}, 5},                       /* 0.012 */
+      {{0, 0, 0, 1, 0x7b}, 5},                       /* 12.3 */
+      {{0, 0, 0, 2, 0x04, 0xd3}, 6},                 /* 12.35 */
+      {{0xff, 0xff, 0xff, 0xfe, 0x01}, 5},           /* 100 (1E+2) */
+      {{0, 0, 0, 0, 0x00, 0x80}, 6},                 /* 128 */
+  };
+  size_t nd = sizeof de / sizeof de[0];
+  for (size_t i = 0; i + 1 < nd; i++) {
+    assert_int_equal(cmp_enc(&tdec, de[i].b, de[i].n, de[i + 1].b, de[i + 1].n, false), -1);
+    assert_int_equal(cmp_enc(&tdec, de[i].b, de[i].n, de[i + 1].b, de[i + 1].n, true), 1);
+  }
+  /* 1.0 == 1.00 == 10E-1 */
+  uint8_t one_a[] = {0, 0, 0, 1, 0x0a}, one_b[] = {0, 0, 0, 2, 0x00, 0x64};
+  assert_int_equal(cmp_enc(&tdec, one_a, 5, one_b, 6, false), 0);
+  /* round trip: -0.90 reads back as -0.9 (scale 1, unscaled -9) */
+  for (int desc = 0; desc < 2; desc++) {
+    b.len = 0;
+    sl_key_encode(&b, &tdec, de[2].b, de[2].n, desc);
+    sl_key_encode(&b, &tdec, de[0].b, de[0].n, desc);
+    sl_reader_init(&r, b.data, b.len);
+    out.len = 0;
+    assert_int_equal(sl_key_decode(&r, &tdec, desc, &out, &vlen), 0);
+    assert_int_equal(vlen, 5);
+    assert_memory_equal(out.data, "\x00\x00\x00\x01\xf7", 5);
+    out.len = 0;
+    assert_int_equal(sl_key_decode(&r, &tdec, desc, &out, &vlen), 0);
+    assert_int_equal(vlen, de[0].n);
+    assert_memory_equal(out.data, de[0].b, de[0].n);
+  }
+  /* truncated numeric encodings are errors */
+  uint8_t junk[] = {0x03, 0x03, 0x00, 0x00};
+  sl_reader_init(&r, junk, sizeof junk);
+  out.len = 0;
+  assert_int_equal(sl_key_decode(&r, &tv, false, &out, &vlen), -EINVAL);
+  sl_buf_free(&b);
+  sl_buf_free(&out);
+}
+
+/* decimal text <-> serialized varint / decimal */
+static void test_numeric_text(void **state) {
+  (void)state;
+  sl_cql_type_t tv = {.id = CQL_TYPE_VARINT}, tdec = {.id = CQL_TYPE_DECIMAL};
+  static const char *const vs[] = {"0", "-1", "127", "128", "-128", "-129", "123456789012345678901234567890",
+                                   "-340282366920938463463374607431768211456"};
+  for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+    sl_buf_t b;
+    sl_buf_init(&b);
+    assert_int_equal(sl_numeric_from_text(&tv, vs[i], strlen(vs[i]), &b), 0);
+    char *txt = sl_numeric_text(&tv, b.data, b.len);
+    assert_string_equal(txt, vs[i]);
+    free(txt);
+    sl_buf_free(&b);
+  }
+  static const char *const ds[][2] = {{"-12.50", "-12.50"}, {"0.001", "0.001"}, {"1e3", "1000"},
+                                      {"1.5E-3", "0.0015"}, {"123456789012345678901.25", "123456789012345678901.25"},
+                                      {"0", "0"}};
+  for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+    sl_buf_t b;
+    sl_buf_init(&b);
+    assert_int_equal(sl_numeric_from_text(&tdec, ds[i][0], strlen(ds[i][0]), &b), 0);
+    char *txt = sl_numeric_text(&tdec, b.data, b.len);
+    if (strcmp(txt, ds[i][1]) != 0) fprintf(stderr, "%s -> %s\n", ds[i][0], txt);
+    assert_string_equal(txt, ds[i][1]);
+    free(txt);
+    sl_buf_free(&b);
+  }
+  sl_buf_t b;
+  sl_buf_init(&b);
+  assert_int_not_equal(sl_numeric_from_text(&tv, "1.5", 3, &b), 0);
+  assert_int_not_equal(sl_numeric_from_text(&tdec, "1e", 2, &b), 0);
+  assert_int_not_equal(sl_numeric_from_text(&tdec, "-", 1, &b), 0);
+  sl_buf_free(&b);
+}
+
 static sl_table_t *make_table(void) {
   sl_table_t *t = calloc(1, sizeof *t);
   t->keyspace = strdup("ks");
@@ -171,11 +301,32 @@ static sl_table_t *make_table(void) {
 static void test_schema_roundtrip(void **state) {
   (void)state;
   sl_table_t *t = make_table();
+  sl_table_opt_t o = {.name = strdup("compaction"), .is_map = true, .n = 1};
+  o.keys = calloc(1, sizeof(char *));
+  o.vals = calloc(1, sizeof(char *));
+  o.keys[0] = strdup("class");
+  o.vals[0] = strdup("LeveledCompactionStrategy");
+  sl_table_set_option(t, &o);
+  sl_table_opt_t o2 = {.name = strdup("speculative_retry"), .text = strdup("95p")};
+  sl_table_set_option(t, &o2);
+  t->dropped = calloc(1, sizeof *t->dropped);
+  t->dropped[0] = (sl_dropped_col_t){strdup("gone"), strdup("map<text, int>"), 123456, false};
+  t->ndropped = 1;
   sl_buf_t b;
   sl_buf_init(&b);
   sl_table_encode(t, &b);
   sl_table_t *u;
   assert_int_equal(sl_table_decode(b.data, b.len, &u), 0);
+  const sl_table_opt_t *got = sl_table_option(u, "compaction");
+  assert_non_null(got);
+  assert_true(got->is_map);
+  assert_int_equal(got->n, 1);
+  assert_string_equal(got->vals[0], "LeveledCompactionStrategy");
+  assert_string_equal(sl_table_option(u, "speculative_retry")->text, "95p");
+  assert_null(sl_table_option(u, "comment"));
+  assert_int_equal(u->ndropped, 1);
+  assert_string_equal(u->dropped[0].type, "map<text, int>");
+  assert_int_equal(u->dropped[0].time_us, 123456);
   assert_int_equal(u->ncols, 4);
   assert_int_equal(u->npk, 1);
   assert_int_equal(u->nck, 1);
@@ -391,11 +542,102 @@ static void test_rows_packed_merge(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Set elements as cells: per-element LWW, the collection tombstone of an overwrite at ts - 1, sorted reads,
+ * unchanged by compaction. */
+static int collect_set(void *arg, const sl_row_t *row) {
+  sl_buf_t *out = arg;
+  out->len = 0;
+  if (row->vals[3].ptr) sl_buf_put(out, row->vals[3].ptr, row->vals[3].len);
+  return 0;
+}
+
+static void set_write(sl_kv_t *kv, sl_table_t *t, const int32_t *add, size_t nadd, const int32_t *del, size_t ndel,
+                      bool overwrite, int64_t ts) {
+  sl_slice_t pk = {(const uint8_t *)"p", 1};
+  uint8_t cb[4];
+  sl_store_be32(cb, 1);
+  sl_slice_t ck = {cb, 4};
+  sl_cell_write_t w[8];
+  uint8_t paths[8][8];
+  size_t n = 0;
+  sl_cql_type_t ti = {.id = CQL_TYPE_INT};
+  if (overwrite) w[n++] = (sl_cell_write_t){.col_id = 2, .tombstone = true, .ts_minus_one = true};
+  for (size_t i = 0; i < nadd + ndel; i++) {
+    uint8_t v[4];
+    sl_store_be32(v, (uint32_t)(i < nadd ? add[i] : del[i - nadd]));
+    sl_buf_t p;
+    sl_buf_init(&p);
+    sl_key_encode(&p, &ti, v, 4, false);
+    memcpy(paths[n], p.data, p.len);
+    w[n] = (sl_cell_write_t){.col_id = 2, .tombstone = i >= nadd, .v = (const uint8_t *)"", .path = paths[n],
+                             .pathlen = p.len};
+    n++;
+    sl_buf_free(&p);
+  }
+  sl_kv_batch_t *b = sl_kv_batch_new();
+  assert_int_equal(sl_rows_write(kv, b, t, &pk, &ck, false, w, n, ts, 0, 1000000), 0);
+  assert_int_equal(sl_kv_batch_commit(kv, b), 0);
+  sl_kv_batch_free(b);
+}
+
+static void expect_set(sl_kv_t *kv, sl_table_t *t, const int32_t *want, size_t n) {
+  sl_buf_t got;
+  sl_buf_init(&got);
+  sl_arena_t a;
+  sl_arena_init(&a);
+  uint8_t lo[1] = {'D'}, hi[1] = {'E'};
+  assert_int_equal(sl_rows_scan(kv, t, lo, 1, hi, 1, 1000000, &a, collect_set, &got), 0);
+  if (n == 0) {
+    assert_int_equal(got.len, 0);
+  } else {
+    assert_int_equal(got.len, 4 + n * 8);
+    assert_int_equal(sl_load_be32(got.data), n);
+    for (size_t i = 0; i < n; i++) assert_int_equal((int32_t)sl_load_be32(got.data + 4 + i * 8 + 4), want[i]);
+  }
+  sl_arena_free(&a);
+  sl_buf_free(&got);
+}
+
+static void test_rows_collection_elements(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sluice-test-coll-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  sl_kv_t *kv;
+  char err[256];
+  assert_int_equal(sl_kv_open_policy(dir, false, &sl_rows_policy, &kv, err, sizeof err), 0);
+  sl_table_t *t = make_table();
+  sl_cql_type_free(t->cols[3].type);
+  assert_int_equal(sl_cql_type_parse("set<int>", 8, &t->cols[3].type), 0);
+  assert_true(sl_rows_is_multicell(t->cols[3].type));
+  sl_table_finish(t);
+  int32_t a1[] = {3, -1, 1}, a2[] = {2}, d1[] = {1}, d2[] = {3};
+  set_write(kv, t, a1, 3, NULL, 0, true, 100); /* INSERT {3, -1, 1} */
+  set_write(kv, t, a2, 1, d1, 1, false, 200);  /* s + {2}, s - {1} */
+  set_write(kv, t, NULL, 0, d2, 1, false, 50); /* an older removal loses */
+  int32_t w1[] = {-1, 2, 3};
+  expect_set(kv, t, w1, 3);
+  sl_kv_compact(kv);
+  expect_set(kv, t, w1, 3);
+  set_write(kv, t, a2, 1, NULL, 0, true, 201); /* s = {2} at 201: tombstone at 200 keeps 2@201 only */
+  int32_t w2[] = {2};
+  expect_set(kv, t, w2, 1);
+  set_write(kv, t, NULL, 0, a2, 1, false, 300);
+  expect_set(kv, t, NULL, 0);
+  sl_table_free(t);
+  sl_kv_close(kv);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rows_packed_merge),
       cmocka_unit_test(test_parser),
       cmocka_unit_test(test_keycodec_order),
+      cmocka_unit_test(test_keycodec_numeric),
+      cmocka_unit_test(test_numeric_text),
+      cmocka_unit_test(test_rows_collection_elements),
       cmocka_unit_test(test_schema_roundtrip),
       cmocka_unit_test(test_rows_lww_ttl_tombstones),
       cmocka_unit_test(test_rows_compaction_purge),

@@ -167,8 +167,6 @@ def test_every_type_round_trips_both_ways(probe, session):
     assert probe.ok("query", "SELECT k, tx, l FROM types WHERE k = 3")["rows"] == [{"k": 3, "tx": None, "l": None}]
 
 
-@pytest.mark.xfail(strict=True, reason="store bug: set elements bound by a prepared statement are stored in the "
-                   "order sent instead of sorted (Cassandra returns sets sorted)")
 def test_set_elements_come_back_sorted(probe, session):
     session.execute("CREATE TABLE IF NOT EXISTS sets (k int PRIMARY KEY, s set<text>)")
     probe.ok("prepare", "INSERT INTO sets (k, s) VALUES (?, ?)")

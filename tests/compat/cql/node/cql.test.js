@@ -187,3 +187,42 @@ test('IF NOT EXISTS reports [applied] and TTL is readable', async () => {
   const t = (await client.execute("SELECT ttl(v) AS t FROM nodeks.lwt WHERE k = 'y'")).first().t
   assert.ok(t > 990 && t <= 1000, `ttl ${t}`)
 })
+
+test('non-frozen collections: element updates with prepared statements', async () => {
+  await client.execute("CREATE KEYSPACE IF NOT EXISTS nodeks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+  await client.execute('CREATE TABLE IF NOT EXISTS nodeks.colls (k int PRIMARY KEY, l list<text>, s set<int>, m map<text, int>)')
+  const p = { prepare: true }
+  await client.execute('INSERT INTO nodeks.colls (k, l, s, m) VALUES (?, ?, ?, ?)', [1, ['b'], [3, 1], { y: 2 }], p)
+  await client.execute('UPDATE nodeks.colls SET l = l + ?, s = s + ?, m = m + ? WHERE k = ?', [['c'], [-7], { x: 1 }, 1], p)
+  await client.execute('UPDATE nodeks.colls SET l = ? + l, m[?] = ? WHERE k = ?', [['a'], 'z', 26, 1], p)
+  await client.execute('UPDATE nodeks.colls SET s = s - ? WHERE k = ?', [[3], 1], p)
+  await client.execute('DELETE m[?] FROM nodeks.colls WHERE k = ?', ['y', 1], p)
+  let r = (await client.execute('SELECT l, s, m FROM nodeks.colls WHERE k = ?', [1], p)).first()
+  assert.deepEqual(r.l, ['a', 'b', 'c'])
+  assert.deepEqual(r.s, [-7, 1])
+  assert.deepEqual(r.m, { x: 1, z: 26 })
+  await client.execute('UPDATE nodeks.colls SET l = ? WHERE k = ?', [['only'], 1], p)
+  r = (await client.execute('SELECT l FROM nodeks.colls WHERE k = ?', [1], p)).first()
+  assert.deepEqual(r.l, ['only'])
+})
+
+test('table options in metadata, ALTER TABLE WITH, duration and SELECT JSON', async () => {
+  await client.execute("CREATE KEYSPACE IF NOT EXISTS nodeks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+  await client.execute(`CREATE TABLE IF NOT EXISTS nodeks.opts (k int PRIMARY KEY, d duration, v varint) WITH comment = 'c1'
+      AND bloom_filter_fp_chance = 0.05 AND compaction = {'class': 'LeveledCompactionStrategy'} AND crc_check_chance = 0.5`)
+  let t = await client.metadata.getTable('nodeks', 'opts')
+  assert.equal(t.comment, 'c1')
+  assert.equal(t.bloomFilterFalsePositiveChance, 0.05)
+  assert.equal(t.crcCheckChance, 0.5)
+  assert.equal(t.compactionClass, 'org.apache.cassandra.db.compaction.LeveledCompactionStrategy')
+  await client.execute("ALTER TABLE nodeks.opts WITH comment = 'c2'")
+  await client.metadata.refreshKeyspaces()
+  t = await client.metadata.getTable('nodeks', 'opts')
+  assert.equal(t.comment, 'c2')
+  await client.execute('INSERT INTO nodeks.opts (k, d, v) VALUES (1, 1h30m, -123456789012345678901234567890)')
+  const r = (await client.execute('SELECT d, v FROM nodeks.opts WHERE k = 1')).first()
+  assert.equal(r.d.toString(), '1h30m')
+  assert.equal(r.v.toString(), '-123456789012345678901234567890')
+  const j = (await client.execute('SELECT JSON k, d FROM nodeks.opts WHERE k = 1')).first()
+  assert.deepEqual(JSON.parse(j['[json]']), { k: 1, d: '1h30m' })
+})
