@@ -13,7 +13,73 @@
 #include "store/keycodec.h"
 #include "store/rows.h"
 
-enum { SEL_K_COL, SEL_K_WRITETIME, SEL_K_TTL, SEL_K_COUNT, SEL_K_TOKEN };
+enum { SEL_K_COL, SEL_K_WRITETIME, SEL_K_TTL, SEL_K_COUNT, SEL_K_TOKEN, SEL_K_MIN, SEL_K_MAX, SEL_K_SUM, SEL_K_AVG };
+
+static bool is_aggregate(int kind) { return kind == SEL_K_COUNT || kind >= SEL_K_MIN; }
+
+/* sum() and avg() take the numeric types whose values fit a 64-bit integer or a double; min() and max() take
+ * anything with a comparator. */
+static bool summable(const sl_cql_type_t *t) {
+  switch (t->id) {
+    case CQL_TYPE_TINYINT: case CQL_TYPE_SMALLINT: case CQL_TYPE_INT: case CQL_TYPE_BIGINT: case CQL_TYPE_COUNTER:
+    case CQL_TYPE_FLOAT: case CQL_TYPE_DOUBLE: return true;
+    default: return false;
+  }
+}
+
+/* Decodes a serialized number of a summable type (the caller checked the length via the type). */
+static void decode_number(const sl_cql_type_t *t, sl_slice_t v, int64_t *i, double *d) {
+  uint64_t u = 0;
+  for (size_t k = 0; k < v.len; k++) u = u << 8 | v.ptr[k];
+  switch (t->id) {
+    case CQL_TYPE_TINYINT: *i = (int8_t)u; break;
+    case CQL_TYPE_SMALLINT: *i = (int16_t)u; break;
+    case CQL_TYPE_INT: *i = (int32_t)u; break;
+    case CQL_TYPE_FLOAT: {
+      uint32_t w = (uint32_t)u;
+      float f;
+      memcpy(&f, &w, sizeof f);
+      *d = f;
+      return;
+    }
+    case CQL_TYPE_DOUBLE: memcpy(d, &u, sizeof *d); return;
+    default: *i = (int64_t)u; break;
+  }
+  *d = (double)*i;
+}
+
+/* Serializes a sum or average back into the column's type (integers wrap, as Cassandra's do). */
+static sl_slice_t encode_number(sl_arena_t *a, const sl_cql_type_t *t, int64_t i, double d) {
+  uint8_t buf[8];
+  size_t n;
+  uint64_t u = (uint64_t)i;
+  switch (t->id) {
+    case CQL_TYPE_TINYINT: n = 1; break;
+    case CQL_TYPE_SMALLINT: n = 2; break;
+    case CQL_TYPE_INT: n = 4; break;
+    case CQL_TYPE_FLOAT: {
+      float f = (float)d;
+      uint32_t w;
+      memcpy(&w, &f, sizeof w);
+      u = w;
+      n = 4;
+      break;
+    }
+    case CQL_TYPE_DOUBLE: memcpy(&u, &d, sizeof u); n = 8; break;
+    default: n = 8; break;
+  }
+  for (size_t k = 0; k < n; k++) buf[k] = (uint8_t)(u >> (8 * (n - 1 - k)));
+  return sl_val_bytes(a, buf, n);
+}
+
+/* One aggregate's running state. */
+typedef struct {
+  int64_t count;
+  int64_t isum;
+  double dsum;
+  sl_slice_t best; /* min/max so far (points into the arena) */
+  bool has_best;
+} agg_t;
 
 typedef struct {
   int kind;
@@ -66,6 +132,25 @@ static int plan_selection(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t
         cs->name = "count";
       }
       cs->type = &t_bigint;
+    } else if (q->kind == SEL_FUNC && q->nargs == 1 && q->args[0]->kind == SEL_COLUMN &&
+               (!strcmp(q->name, "min") || !strcmp(q->name, "max") || !strcmp(q->name, "sum") ||
+                !strcmp(q->name, "avg"))) {
+      const sl_column_t *c = sl_table_column(t, q->args[0]->name);
+      if (!c) return sl_exec_fail(x, CQL_ERR_INVALID, "Undefined column name %s", q->args[0]->name);
+      bool numeric = q->name[0] == 's' || q->name[0] == 'a';
+      if (numeric && !summable(c->type))
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Invalid call to function %s, none of its type signatures match "
+                                                "(column %s is not tinyint, smallint, int, bigint, float or double)",
+                            q->name, c->name);
+      if (sl_cql_type_is_collection(c->type))
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Cannot use %s on collection column %s", q->name, c->name);
+      se->kind = !strcmp(q->name, "min") ? SEL_K_MIN : !strcmp(q->name, "max") ? SEL_K_MAX
+                 : q->name[0] == 's'      ? SEL_K_SUM
+                                          : SEL_K_AVG;
+      se->col = (int)(c - t->cols);
+      snprintf(namebuf, sizeof namebuf, "system.%s(%s)", q->name, c->name);
+      cs->name = sl_arena_strndup(x->a, namebuf, strlen(namebuf));
+      cs->type = c->type;
     } else if (q->kind == SEL_FUNC && (!strcmp(q->name, "writetime") || !strcmp(q->name, "ttl")) && q->nargs == 1 &&
                q->args[0]->kind == SEL_COLUMN) {
       const sl_column_t *c = sl_table_column(t, q->args[0]->name);
@@ -103,10 +188,12 @@ static int plan_selection(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t
   /* aggregates and plain columns cannot mix (Cassandra allows it with a warning; we keep it simple) */
   bool agg = false, plain = false;
   for (size_t i = 0; i < sels.n; i++) {
-    if (((sel_t *)sels.items[i])->kind == SEL_K_COUNT) agg = true;
+    if (is_aggregate(((sel_t *)sels.items[i])->kind)) agg = true;
     else plain = true;
   }
-  if (agg && plain) return sl_exec_fail(x, CQL_ERR_INVALID, "Mixing count() with columns is not supported yet");
+  if (agg && plain)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "Mixing aggregates (count, min, max, sum, avg) with columns is not "
+                                            "supported yet");
   sel_t *sa = sl_arena_alloc(x->a, (sels.n + 1) * sizeof *sa);
   sl_colspec_t *ca = sl_arena_alloc(x->a, (cols.n + 1) * sizeof *ca);
   for (size_t i = 0; i < sels.n; i++) {
@@ -481,8 +568,8 @@ typedef struct {
   size_t nr;
   const sel_t *sels;
   size_t nsels;
-  bool count_only;
-  int64_t count;
+  bool count_only; /* every selector is an aggregate: fold rows into aggs instead of returning them */
+  agg_t *aggs;     /* one per selector when count_only */
   int64_t skip;       /* virtual tables: matching rows to skip (paging) */
   int64_t want;       /* rows wanted in this page (INT64_MAX: all) */
   int64_t limit_left; /* LIMIT minus rows already returned in earlier pages */
@@ -551,9 +638,31 @@ static int on_row(void *arg, const sl_row_t *row) {
     c->prev_pk = pk;
   }
   if (c->count_only) {
-    bool counted = true;
-    if (c->sels[0].col >= 0) counted = row->vals[c->sels[0].col].ptr != NULL;
-    if (counted) c->count++;
+    for (size_t i = 0; i < c->nsels; i++) {
+      const sel_t *s = &c->sels[i];
+      agg_t *g = &c->aggs[i];
+      if (s->col < 0) { /* count(*) */
+        g->count++;
+        continue;
+      }
+      sl_slice_t v = row->vals[s->col];
+      if (!v.ptr) continue; /* nulls are not counted, summed or compared */
+      const sl_cql_type_t *ty = c->t->cols[s->col].type;
+      g->count++;
+      if (s->kind == SEL_K_SUM || s->kind == SEL_K_AVG) {
+        int64_t iv = 0;
+        double dv = 0;
+        decode_number(ty, v, &iv, &dv);
+        g->isum = (int64_t)((uint64_t)g->isum + (uint64_t)iv);
+        g->dsum += dv;
+      } else if (s->kind == SEL_K_MIN || s->kind == SEL_K_MAX) {
+        int cmp = g->has_best ? sl_value_compare(ty, v.ptr, v.len, g->best.ptr, g->best.len) : 0;
+        if (!g->has_best || (s->kind == SEL_K_MIN ? cmp < 0 : cmp > 0)) {
+          g->best = sl_val_bytes(c->x->a, v.ptr, v.len); /* row memory does not outlive the scan callback */
+          g->has_best = true;
+        }
+      }
+    }
     c->in_part++;
     return 0;
   }
@@ -675,7 +784,11 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
       return sl_exec_fail(x, CQL_ERR_INVALID, "Unsupported order by relation");
   }
   ctx_t c = {.x = x, .t = t, .rs = rs, .nr = nr, .sels = sels, .nsels = ncols};
-  c.count_only = ncols > 0 && sels[0].kind == SEL_K_COUNT;
+  c.count_only = ncols > 0 && is_aggregate(sels[0].kind);
+  if (c.count_only) {
+    c.aggs = sl_arena_alloc(x->a, (ncols + 1) * sizeof *c.aggs);
+    memset(c.aggs, 0, (ncols + 1) * sizeof *c.aggs);
+  }
   c.limit_left = limit == INT64_MAX ? INT64_MAX : limit - done;
   c.want = x->page_size > 0 && !c.count_only ? x->page_size : INT64_MAX;
   c.collect_all = reversed;
@@ -741,7 +854,21 @@ int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {
   }
   if (c.count_only) {
     sl_slice_t *row = sl_arena_alloc(x->a, (ncols + 1) * sizeof *row);
-    for (size_t i = 0; i < ncols; i++) row[i] = sl_val_bigint(x->a, c.count);
+    for (size_t i = 0; i < ncols; i++) {
+      const agg_t *g = &c.aggs[i];
+      const sl_cql_type_t *ty = sels[i].col >= 0 ? t->cols[sels[i].col].type : NULL;
+      switch (sels[i].kind) {
+        case SEL_K_COUNT: row[i] = sl_val_bigint(x->a, g->count); break;
+        case SEL_K_MIN:
+        case SEL_K_MAX: row[i] = g->has_best ? g->best : (sl_slice_t){NULL, 0}; break;
+        case SEL_K_SUM: row[i] = encode_number(x->a, ty, g->isum, g->dsum); break;
+        case SEL_K_AVG: /* Cassandra: 0 over no rows; integer types divide as integers */
+          row[i] = encode_number(x->a, ty, g->count ? g->isum / g->count : 0,
+                                 g->count ? g->dsum / (double)g->count : 0.0);
+          break;
+        default: row[i] = (sl_slice_t){NULL, 0}; break;
+      }
+    }
     write_rows(x, cols, ncols, &row, 1, NULL, s->json);
     return 0;
   }
