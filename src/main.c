@@ -113,7 +113,7 @@ static const alias_t up_aliases[] = {{"data-dir", "up.data_dir", "where all data
                                      {NULL, NULL, NULL}};
 
 static const role_t roles[] = {
-    {"up", "run everything in one process: broker, store, demo simulator, stream processor",
+    {"up", "run everything in one process: broker, store, demo simulator, stream processor, REST API",
      {SECTION(sl_up), SECTION(sl_broker), SECTION(sl_store), SECTION(sl_stream)}, up_aliases, up_start, up_stop},
     {"broker", "run the Kafka-compatible log broker", {SECTION(sl_broker)}, broker_aliases, broker_start, broker_stop},
     {"store", "run the CQL-compatible store on RocksDB", {SECTION(sl_store)}, store_aliases, store_start, store_stop},
@@ -137,6 +137,7 @@ typedef struct {
 static void usage(FILE *out, const role_t *role, const sl_config_section_t *sections, size_t n) {
   fprintf(out, "usage: sluice <command> [options]\n\ncommands:\n");
   for (size_t i = 0; i < ROLE_COUNT; i++) fprintf(out, "  %-10s %s\n", roles[i].command, roles[i].summary);
+  fprintf(out, "  %-10s %s\n", "cql", "the CQL shell (sluice cql --help)");
   fprintf(out, "  %-10s %s\n", "version", "print the version");
   if (!role) {
     fprintf(out, "\nsluice <command> --help lists the command's options and settings.\n");
