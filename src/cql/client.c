@@ -1375,6 +1375,15 @@ static void hs_on_auth(req_t *rq, conn_t *cn, uint8_t opcode, const uint8_t *bod
   (void)rq;
   if (!cn || cn->state == CS_CLOSING) return;
   if (err) {
+    if (err->code == CQL_ERR_BAD_CREDENTIALS) { /* worded as the Python driver (and so cqlsh) words it */
+      char why[600];
+      snprintf(why, sizeof why,
+               "AuthenticationFailed('Failed to authenticate to %s: Error from server: code=0100 [Bad credentials] "
+               "message=\"%.150s\"')",
+               cn->peer, err->message);
+      conn_close(cn, why);
+      return;
+    }
     hs_fail(cn, err, "authentication failed");
     return;
   }
@@ -1408,13 +1417,8 @@ static void hs_on_startup(req_t *rq, conn_t *cn, uint8_t opcode, const uint8_t *
   sl_reader_t r;
   sl_reader_init(&r, body, len);
   sl_slice_t cls = cql_read_string(&r);
-  if (!cn->c->username) {
-    char why[300];
-    snprintf(why, sizeof why, "the server requires authentication (%.*s); give a username and password",
-             (int)(r.err ? 0 : cls.len), r.err ? "" : (const char *)cls.ptr);
-    sl_cql_error_t e;
-    set_err(&e, CQL_ERR_BAD_CREDENTIALS, "%s", why);
-    hs_fail(cn, &e, "authentication required");
+  if (!cn->c->username) { /* worded as the Python driver (and so cqlsh) words it */
+    conn_close(cn, "AuthenticationFailed('Remote end requires authentication')");
     return;
   }
   if (!r.err && cls.len && memmem(cls.ptr, cls.len, "DseAuthenticator", 16)) {

@@ -731,8 +731,10 @@ int sl_shell_main(int argc, char **argv) {
   while (!connect_done) uv_run(sh.loop, UV_RUN_ONCE);
   int status = 0;
   if (connect_failed) {
+    /* an authentication failure is printed as cqlsh prints it (the client words it as the Python driver does) */
+    const char *auth = strstr(connect_err.message, "AuthenticationFailed(");
     fprintf(stderr, "Connection error: ('Unable to connect to any servers', {'%s': %s})\n", host,
-            connect_err.message);
+            auth ? auth : connect_err.message);
     status = 1;
     goto out;
   }

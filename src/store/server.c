@@ -3,10 +3,13 @@
  *
  * Connection state machine:
  *
- *   open ──STARTUP (handle_startup)──> READY ──QUERY/PREPARE/EXECUTE/BATCH (submit)──> job on the executor
+ *   open ──STARTUP (handle_startup)──> READY (or, with PasswordAuthenticator, AUTHENTICATE ──AUTH_RESPONSE
+ *    │                                  (handle_auth_response)──> AUTH_SUCCESS, or ERROR 0x0100 and try again) ──QUERY/PREPARE/EXECUTE/BATCH (submit)──> job on the executor
  *    │  ^                                 │  <──────────── response written (on_job_done) ───────────┘
  *    │  └ OPTIONS (handle_options) at any time; REGISTER after READY (handle_register)
  *    └─ bad version / malformed frame / oversize ──> ERROR 0x000A, then closed (fail_and_close)
+ *   Before READY / AUTH_SUCCESS every request but OPTIONS, STARTUP and AUTH_RESPONSE gets ERROR 0x000A.
+ * With store.tls_cert_file / store.tls_key_file the TCP layer wraps every connection in TLS (net/tls.h).
  *
  * A connection is freed when the TCP layer has closed it (on_close) and no job refers to it (conn_unref). */
 #include "store/store.h"
@@ -23,6 +26,8 @@
 #include "cql/compress.h"
 #include "cql/proto.h"
 #include "net/tcp.h"
+#include "net/tls.h"
+#include "store/auth.h"
 #include "store/engine.h"
 #include "store/worker.h"
 
@@ -44,6 +49,13 @@ const sl_config_field_t sl_store_config_fields[] = {
       "requests queued per connection before it stops reading"),
     F("store.max_queued", SL_CONFIG_INT, max_queued, "8192", 1, 10000000,
       "requests queued on the executor across all connections; beyond it a request gets Overloaded (0x1001)"),
+    F("store.authenticator", SL_CONFIG_STRING, authenticator, "", 0, 0,
+      "empty or AllowAllAuthenticator: no login; PasswordAuthenticator: clients log in as one of store.users"),
+    F("store.users", SL_CONFIG_STRING, users, "", 0, 0,
+      "PasswordAuthenticator's users, user:password[,user:password...] (kept only as salted hashes)"),
+    F("store.tls_cert_file", SL_CONFIG_STRING, tls_cert_file, "", 0, 0,
+      "PEM certificate chain: with store.tls_key_file, the CQL port speaks TLS"),
+    F("store.tls_key_file", SL_CONFIG_STRING, tls_key_file, "", 0, 0, "PEM private key of store.tls_cert_file"),
 };
 #undef F
 const size_t sl_store_config_field_count = sizeof sl_store_config_fields / sizeof sl_store_config_fields[0];
@@ -56,6 +68,8 @@ struct sl_store {
   sl_engine_t *engine;
   sl_worker_t *worker;
   sl_tcp_server_t *server;
+  sl_store_users_t *users; /* non-NULL: PasswordAuthenticator */
+  sl_tls_ctx_t *tls;
   char host[256];
   conn_t *conns; /* every open connection (SCHEMA_CHANGE events go to the registered ones) */
   bool stopping;
@@ -68,6 +82,7 @@ struct conn {
   int refs;           /* 1 for the open socket + 1 per job in flight */
   int inflight;
   bool started, registered_schema, closing_after_write, paused;
+  bool authenticating; /* AUTHENTICATE sent, waiting for a good AUTH_RESPONSE (started stays false until then) */
   cql_compression_t compression;
   sl_session_t session;
   conn_t *prev, *next;
@@ -182,10 +197,51 @@ static int handle_startup(conn_t *c, int16_t stream, const uint8_t *body, size_t
       return -1;
     }
   }
+  if (c->st->users && !c->started) {
+    c->authenticating = true;
+    sl_buf_t b;
+    sl_buf_init(&b);
+    cql_write_cstring(&b, SL_STORE_PASSWORD_AUTHENTICATOR);
+    send_frame(c, stream, CQL_OP_AUTHENTICATE, b.data, b.len, false);
+    sl_buf_free(&b);
+    c->compression = comp; /* bodies after AUTHENTICATE may be compressed */
+    return 0;
+  }
   c->started = true;
   send_frame(c, stream, CQL_OP_READY, NULL, 0, false);
   c->compression = comp; /* bodies after READY may be compressed */
   return 0;
+}
+
+/* AUTH_RESPONSE [bytes] = SASL PLAIN. A failure leaves the connection open for another try, as Cassandra does. */
+static void handle_auth_response(conn_t *c, int16_t stream, const uint8_t *body, size_t len) {
+  if (!c->authenticating) {
+    send_error(c, stream, CQL_ERR_PROTOCOL,
+               c->started ? "Unexpected AUTH_RESPONSE: the connection is already authenticated"
+                          : "Unexpected AUTH_RESPONSE: authentication is not enabled, or STARTUP was not sent");
+    return;
+  }
+  sl_reader_t r;
+  sl_reader_init(&r, body, len);
+  bool is_null = false;
+  sl_slice_t tok = cql_read_bytes(&r, &is_null);
+  if (r.err) {
+    send_error(c, stream, CQL_ERR_PROTOCOL, "Invalid AUTH_RESPONSE message body");
+    return;
+  }
+  char msg[400];
+  if (is_null || sl_store_users_check_plain(c->st->users, tok.ptr, tok.len, msg, sizeof msg) != 0) {
+    if (is_null) snprintf(msg, sizeof msg, "Password must not be null");
+    send_error(c, stream, CQL_ERR_BAD_CREDENTIALS, msg);
+    return;
+  }
+  c->authenticating = false;
+  c->started = true;
+  sl_buf_t b;
+  sl_buf_init(&b);
+  cql_write_int(&b, -1); /* [bytes] null, as Cassandra sends */
+  send_frame(c, stream, CQL_OP_AUTH_SUCCESS, b.data, b.len, true);
+  sl_buf_free(&b);
 }
 
 static void handle_register(conn_t *c, int16_t stream, const uint8_t *body, size_t len) {
@@ -351,9 +407,7 @@ static ssize_t on_data(void *state, const uint8_t *data, size_t len) {
         if (!c->started) goto not_started;
         submit(c, h.stream, h.opcode, &plain);
         break;
-      case CQL_OP_AUTH_RESPONSE:
-        send_error(c, h.stream, CQL_ERR_PROTOCOL, "Unexpected AUTH_RESPONSE: authentication is not enabled");
-        break;
+      case CQL_OP_AUTH_RESPONSE: handle_auth_response(c, h.stream, plain.data, plain.len); break;
       default: {
         char msg[80];
         snprintf(msg, sizeof msg, "Unknown or unexpected opcode 0x%02x", h.opcode);
@@ -365,7 +419,10 @@ static ssize_t on_data(void *state, const uint8_t *data, size_t len) {
     continue;
   not_started:
     sl_buf_free(&plain);
-    send_error(c, h.stream, CQL_ERR_PROTOCOL, "Unexpected message, expecting STARTUP or OPTIONS");
+    send_error(c, h.stream, CQL_ERR_PROTOCOL,
+               c->authenticating ? "Unexpected message, expecting AUTH_RESPONSE: the connection is not authenticated"
+               : c->st->users    ? "Unexpected message, expecting STARTUP or OPTIONS: the connection is not authenticated"
+                                 : "Unexpected message, expecting STARTUP or OPTIONS");
   }
   return (ssize_t)used;
 }
@@ -385,6 +442,47 @@ int sl_store_start(uv_loop_t *loop, const sl_store_config_t *cfg, sl_store_t **o
     free(st);
     return -EINVAL;
   }
+  bool password_auth = false;
+  if (cfg->authenticator && cfg->authenticator[0]) {
+    const char *a = cfg->authenticator, *dot = strrchr(a, '.');
+    if (dot) a = dot + 1; /* org.apache.cassandra.auth.PasswordAuthenticator works too */
+    if (strcmp(a, "PasswordAuthenticator") == 0) password_auth = true;
+    else if (strcmp(a, "AllowAllAuthenticator") != 0) {
+      SL_ERROR("store", "store.authenticator '%s' is not PasswordAuthenticator or AllowAllAuthenticator",
+               cfg->authenticator);
+      free(st);
+      return -EINVAL;
+    }
+  }
+  if (password_auth) {
+    const char *why = NULL;
+    if (!cfg->users || !cfg->users[0]) {
+      SL_ERROR("store", "store.authenticator is PasswordAuthenticator but store.users is empty");
+      free(st);
+      return -EINVAL;
+    }
+    if ((rc = sl_store_users_create(cfg->users, &st->users, &why)) != 0) {
+      SL_ERROR("store", "store.users: %s", why ? why : strerror(-rc));
+      free(st);
+      return rc;
+    }
+  }
+  bool has_cert = cfg->tls_cert_file && cfg->tls_cert_file[0], has_key = cfg->tls_key_file && cfg->tls_key_file[0];
+  if (has_cert != has_key) {
+    SL_ERROR("store", "TLS needs both store.tls_cert_file and store.tls_key_file");
+    sl_store_users_free(st->users);
+    free(st);
+    return -EINVAL;
+  }
+  if (has_cert) {
+    char why[512];
+    if ((rc = sl_tls_ctx_create(cfg->tls_cert_file, cfg->tls_key_file, &st->tls, why, sizeof why)) != 0) {
+      SL_ERROR("store", "%s", why);
+      sl_store_users_free(st->users);
+      free(st);
+      return rc;
+    }
+  }
   sl_engine_config_t ecfg = {.data_dir = cfg->data_dir,
                              .sync_writes = cfg->sync_writes,
                              .cluster_name = cfg->cluster_name,
@@ -394,12 +492,16 @@ int sl_store_start(uv_loop_t *loop, const sl_store_config_t *cfg, sl_store_t **o
                              .port = port,
                              .max_prepared = cfg->max_prepared};
   if ((rc = sl_engine_open(&ecfg, &st->engine)) != 0) {
+    sl_store_users_free(st->users);
+    sl_tls_ctx_free(st->tls);
     free(st);
     return rc;
   }
   if ((rc = sl_worker_start(loop, st->engine, on_job_done, st, &st->worker)) != 0) {
     SL_ERROR("store", "cannot start the executor thread: %s", strerror(-rc));
     sl_engine_close(st->engine);
+    sl_store_users_free(st->users);
+    sl_tls_ctx_free(st->tls);
     free(st);
     return rc;
   }
@@ -407,11 +509,15 @@ int sl_store_start(uv_loop_t *loop, const sl_store_config_t *cfg, sl_store_t **o
     SL_ERROR("store", "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
     sl_worker_stop(st->worker);
     sl_engine_close(st->engine);
+    sl_store_users_free(st->users);
+    sl_tls_ctx_free(st->tls);
     free(st);
     return rc;
   }
+  if (st->tls) sl_tcp_server_set_tls(st->server, st->tls);
   int bound = sl_tcp_server_port(st->server);
-  SL_INFO("store", "listening on %s:%d (CQL native protocol v4), data in %s", st->host, bound, cfg->data_dir);
+  SL_INFO("store", "listening on %s:%d (CQL native protocol v4%s%s), data in %s", st->host, bound,
+          st->tls ? ", TLS" : "", st->users ? ", PasswordAuthenticator" : "", cfg->data_dir);
   if (cfg->ready_file && cfg->ready_file[0] && (rc = sl_fs_write_ready_file(cfg->ready_file, st->host, bound)) != 0)
     SL_WARN("store", "cannot write ready file %s: %s", cfg->ready_file, strerror(-rc));
   *out = st;
@@ -426,6 +532,8 @@ void sl_store_stop(sl_store_t *st) {
   sl_worker_stop(st->worker);      /* joins the executor; remaining completions release their connections */
   sl_engine_close(st->engine);
   for (conn_t *c = st->conns; c; c = c->next) c->st = NULL;
+  sl_store_users_free(st->users);
+  sl_tls_ctx_free(st->tls); /* connections still closing hold their own reference (SSL_new) to the context */
   SL_INFO("store", "stopped");
   free(st);
 }

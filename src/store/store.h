@@ -20,6 +20,10 @@ typedef struct {
   int64_t max_prepared;
   int64_t max_inflight; /* requests queued per connection before reading pauses */
   int64_t max_queued;   /* requests queued on the executor (all connections) before new ones get Overloaded */
+  char *authenticator;  /* "" / AllowAllAuthenticator, or PasswordAuthenticator */
+  char *users;          /* PasswordAuthenticator's "user:password[,user:password...]" */
+  char *tls_cert_file;  /* with tls_key_file: the CQL port speaks TLS */
+  char *tls_key_file;
 } sl_store_config_t;
 
 extern const sl_config_field_t sl_store_config_fields[];

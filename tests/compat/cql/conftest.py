@@ -144,3 +144,28 @@ def make_store(tmp_path):
     for s in made:
         if s.proc and s.proc.poll() is None:
             s.stop()
+
+
+def make_tls_cert(directory):
+    """A self-signed certificate for 127.0.0.1 (SAN IP:127.0.0.1) and its key; returns (cert, key) paths."""
+    cert, key = os.path.join(str(directory), "cert.pem"), os.path.join(str(directory), "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def store_with(tmp_path_factory):
+    """Starts stores with extra --set settings for the module: store_with({"store.authenticator": ...})."""
+    made = []
+
+    def _make(sets):
+        s = Store(tmp_path_factory.mktemp("store"), sets).start()
+        made.append(s)
+        return s
+
+    yield _make
+    for s in made:
+        if s.proc and s.proc.poll() is None:
+            s.stop()

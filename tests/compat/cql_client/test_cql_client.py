@@ -397,3 +397,35 @@ def test_shell_describe(store, session):
 def test_shell_reads_statements_from_a_pipe(store, session):
     rc, out, err = shell(store, stdin="SELECT key FROM system.local;\n")
     assert rc == 0 and "local" in out and "(1 rows)" in out
+
+
+# ---------------------------------------------------------------- PasswordAuthenticator
+
+@pytest.fixture(scope="module")
+def auth_store(tmp_path_factory):
+    s = Store(tmp_path_factory.mktemp("auth"), {"store.authenticator": "PasswordAuthenticator",
+                                                "store.users": "alice:secret,bob:pw2"}).start()
+    yield s
+    s.stop()
+
+
+def test_shell_logs_in_with_password_authenticator(auth_store):
+    rc, out, err = shell(auth_store, "-u", "alice", "-p", "secret", "-e", "SELECT key FROM system.local")
+    assert rc == 0, err
+    assert "local" in out and "(1 rows)" in out
+
+
+def test_shell_wrong_password_prints_the_error_as_cqlsh_does(auth_store):
+    hp = "%s:%d" % (auth_store.host, auth_store.port)
+    rc, out, err = shell(auth_store, "-u", "alice", "-p", "wrong", "-e", "SELECT key FROM system.local")
+    assert rc != 0 and out == ""
+    assert err.strip() == ("Connection error: ('Unable to connect to any servers', {'%s': AuthenticationFailed("
+                           "'Failed to authenticate to %s: Error from server: code=0100 [Bad credentials] "
+                           "message=\"Provided username alice and/or password are incorrect\"')})" % (hp, hp))
+    rc, out, err = shell(auth_store, "-e", "SELECT key FROM system.local")
+    assert rc != 0
+    assert err.strip() == ("Connection error: ('Unable to connect to any servers', {'%s': AuthenticationFailed("
+                           "'Remote end requires authentication')})" % hp)
+    # the store still serves
+    rc, out, err = shell(auth_store, "-u", "bob", "-p", "pw2", "-e", "SELECT key FROM system.local")
+    assert rc == 0, err

@@ -26,7 +26,8 @@ async function waitUntil (cond, timeoutMs, what) {
 }
 
 class Store {
-  constructor () {
+  constructor (sets = {}) {
+    this.sets = sets
     this.workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-cql-node-'))
     this.logPath = path.join(this.workdir, 'store.log')
     this.starts = 0
@@ -37,6 +38,7 @@ class Store {
     const ready = path.join(this.workdir, `ready.${this.starts}`)
     const args = ['store', '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(this.workdir, 'data'),
       '--ready-file', ready, '--set', `store.data_center=${DC}`]
+    for (const [k, v] of Object.entries(this.sets)) args.push('--set', `${k}=${v}`)
     const fd = fs.openSync(this.logPath, 'a')
     this.proc = spawn(SLUICE_BIN, args, { stdio: ['ignore', fd, fd] })
     fs.closeSync(fd)
@@ -225,4 +227,34 @@ test('table options in metadata, ALTER TABLE WITH, duration and SELECT JSON', as
   assert.equal(r.v.toString(), '-123456789012345678901234567890')
   const j = (await client.execute('SELECT JSON k, d FROM nodeks.opts WHERE k = 1')).first()
   assert.deepEqual(JSON.parse(j['[json]']), { k: 1, d: '1h30m' })
+})
+
+test('PasswordAuthenticator with PlainTextAuthProvider', async () => {
+  const authStore = new Store({ 'store.authenticator': 'PasswordAuthenticator', 'store.users': 'alice:s3cret' })
+  await authStore.start()
+  try {
+    const good = authStore.client({ authProvider: new cassandra.auth.PlainTextAuthProvider('alice', 's3cret') })
+    try {
+      await good.connect()
+      const rs = await good.execute("SELECT key FROM system.local WHERE key='local'")
+      assert.equal(rs.first().key, 'local')
+      assert.equal(good.hosts.values()[0].datacenter, DC)
+    } finally {
+      await good.shutdown()
+    }
+    const bad = authStore.client({ authProvider: new cassandra.auth.PlainTextAuthProvider('alice', 'nope') })
+    try {
+      await assert.rejects(bad.connect(), (e) => {
+        const inner = Object.values(e.innerErrors || {})
+        return e instanceof cassandra.errors.NoHostAvailableError && inner.length === 1 &&
+          inner[0] instanceof cassandra.errors.AuthenticationError &&
+          /Provided username alice and\/or password are incorrect/.test(inner[0].message)
+      })
+    } finally {
+      await bad.shutdown()
+    }
+  } finally {
+    await authStore.stop()
+    if (!process.env.SLUICE_KEEP_TMP) fs.rmSync(authStore.workdir, { recursive: true, force: true })
+  }
 })
