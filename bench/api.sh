@@ -2,14 +2,14 @@
 # Benchmark of `sluice api` (issue 6): wrk against the latest-reading and one-hour-history endpoints with data
 # loaded, beside Debian's nginx serving a static file of the same size as the latest answer, in the same run.
 # Targets: latest >= 0.3x nginx static requests/s; one-hour history p99 <= 10 ms.
-#   bench/api.sh [seconds per run, default 10]     (SLUICE_BIN overrides build/sluice)
+#   bench/api.sh [seconds per run, default 10]     (SLUICE_BIN overrides build/sluice; CONNS, THREADS override 32, 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 BIN=${SLUICE_BIN:-$root/build/sluice}
 DUR=${1:-10}
-THREADS=2
-CONNS=32
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}   # CONNS=4 gives an unsaturated latency figure; the target is read at 32
 work=$(mktemp -d /tmp/sluice-api-bench.XXXXXX)
 pids=()
 cleanup() {

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "api/api.h"
+#include "core/buf.h"
 #include "cql/client.h"
 
 #define API_MAX_TABLES 128
@@ -131,6 +132,7 @@ struct sl_api {
 /* server.c: the request's life */
 op_t *op_new(sl_api_t *api, h2o_req_t *req, api_route_t route, size_t size, op_free_fn free_fn);
 void op_reply_json(op_t *op, int status, json_t *body); /* takes body */
+void op_reply_buf(op_t *op, int status, sl_buf_t *body); /* JSON text; frees it; NULL: could not encode */
 void op_error(op_t *op, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void op_cql_error(op_t *op, const sl_cql_error_t *err);
 void op_maybe_free(op_t *op);
@@ -162,6 +164,15 @@ json_t *api_cell_json(const sl_cql_type_t *t, sl_slice_t cell);
 bool api_cell_number(const sl_cql_type_t *t, sl_slice_t cell, double *out);
 bool api_type_numeric(const sl_cql_type_t *t);
 json_t *api_row_json(const sl_cql_result_t *res, size_t row, const bool *keep);
+/* Direct JSON writing: the same bytes json_dumps(..., JSON_COMPACT) writes for the jansson equivalents.
+ * api_json_str returns false when jansson would refuse the string (invalid UTF-8). */
+/* names_unique: api_result_names_unique(res), computed once per result */
+void api_row_write(sl_buf_t *b, const sl_cql_result_t *res, size_t row, const bool *keep, bool names_unique);
+bool api_result_names_unique(const sl_cql_result_t *res);
+bool api_json_str(sl_buf_t *b, const char *s, size_t n);
+void api_json_i64(sl_buf_t *b, int64_t v);
+void api_json_real(sl_buf_t *b, double v);
+size_t api_fmt_real(double v, char out[40]);
 json_t *api_table_json(const api_table_t *t);
 /* Column selection from a `fields` parameter; keep[] is sized by the result's columns at row time, so it is kept
  * as names. Returns 0 or writes an error message. */

@@ -83,6 +83,7 @@ typedef struct {
   const api_table_t *t;
   /* readings */
   json_t *rows;
+  sl_buf_t rbuf; /* readings: the rows' JSON so far, comma-separated (written directly, not as jansson trees) */
   int64_t got, last_ts;
   /* aggregate */
   int64_t interval, nbuckets, first_bucket, scanned;
@@ -119,6 +120,7 @@ static void dev_fail(op_t *op, const sl_cql_error_t *err) {
 static void dev_free(op_t *op) {
   dev_op_t *d = (dev_op_t *)op;
   json_decref(d->rows);
+  sl_buf_free(&d->rbuf);
   json_decref(d->devices);
   free(d->acc);
   free(d->bcount);
@@ -331,10 +333,34 @@ static void readings_done(dev_op_t *d, const char *cursor) {
   table_qname(d->t, q, sizeof q);
   api_format_time(d->from, f);
   api_format_time(d->to, t);
-  json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:O,s:s?}", "device_id", d->id, "table", q, "from", f, "to", t,
-                           "order", d->order_desc ? "desc" : "asc", "count", (json_int_t)json_array_size(d->rows),
-                           "readings", d->rows, "next_cursor", cursor);
-  op_reply_json(&d->base, 200, body);
+  /* the bytes of json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:s?}", ...) dumped compact; a string jansson would refuse
+   * fails the whole answer, as json_pack would */
+  sl_buf_t b;
+  sl_buf_init(&b);
+  sl_buf_reserve(&b, d->rbuf.len + 400);
+  bool ok = true;
+  sl_buf_put(&b, "{\"device_id\":", 13);
+  ok = api_json_str(&b, d->id, strlen(d->id)) && ok;
+  sl_buf_put(&b, ",\"table\":", 9);
+  ok = api_json_str(&b, q, strlen(q)) && ok;
+  sl_buf_put(&b, ",\"from\":", 8);
+  ok = api_json_str(&b, f, strlen(f)) && ok;
+  sl_buf_put(&b, ",\"to\":", 6);
+  ok = api_json_str(&b, t, strlen(t)) && ok;
+  if (d->order_desc) sl_buf_put(&b, ",\"order\":\"desc\",\"count\":", 24);
+  else sl_buf_put(&b, ",\"order\":\"asc\",\"count\":", 23);
+  api_json_i64(&b, d->got);
+  sl_buf_put(&b, ",\"readings\":[", 13);
+  sl_buf_put(&b, d->rbuf.data, d->rbuf.len);
+  sl_buf_put(&b, "],\"next_cursor\":", 16);
+  if (cursor) ok = api_json_str(&b, cursor, strlen(cursor)) && ok;
+  else sl_buf_put(&b, "null", 4);
+  sl_buf_put_u8(&b, '}');
+  if (!ok) {
+    sl_buf_free(&b);
+    return op_reply_buf(&d->base, 200, NULL);
+  }
+  op_reply_buf(&d->base, 200, &b);
 }
 
 static void on_readings(op_t *op, const sl_cql_result_t *res, const sl_cql_error_t *err) {
@@ -342,6 +368,7 @@ static void on_readings(op_t *op, const sl_cql_result_t *res, const sl_cql_error
   if (err) return op_cql_error(op, err);
   bool keep[API_MAX_COLS];
   api_keep_for_result(res, d->t, d->keep, keep);
+  bool unique = api_result_names_unique(res);
   int tscol = -1;
   for (size_t c = 0; c < sl_cql_result_column_count(res); c++)
     if (!strcmp(sl_cql_result_column_name(res, c), "ts")) tscol = (int)c;
@@ -352,7 +379,8 @@ static void on_readings(op_t *op, const sl_cql_result_t *res, const sl_cql_error
       snprintf(cur, sizeof cur, "%c%lld", d->order_desc ? 'd' : 'a', (long long)d->last_ts);
       return readings_done(d, cur);
     }
-    json_array_append_new(d->rows, api_row_json(res, r, keep));
+    if (d->got) sl_buf_put_u8(&d->rbuf, ',');
+    api_row_write(&d->rbuf, res, r, keep, unique);
     sl_slice_t c = tscol >= 0 ? sl_cql_result_cell(res, r, (size_t)tscol) : (sl_slice_t){0};
     if (c.ptr && c.len == 8) d->last_ts = (int64_t)sl_load_be64(c.ptr);
     d->got++;
@@ -387,7 +415,6 @@ static void readings_located(op_t *op, const api_table_t *t, const sl_cql_result
                           (long long)op->api->cfg.lookback_days);
   d->t = t;
   if (fields_param(d, t) != 0) return;
-  d->rows = json_array();
   int64_t first = api_day_of(d->from), last = api_day_of(d->to - 1);
   d->day = d->order_desc ? last : first;
   d->day_end = d->order_desc ? first : last;

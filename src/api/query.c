@@ -434,6 +434,248 @@ json_t *api_row_json(const sl_cql_result_t *res, size_t row, const bool *keep) {
   return o;
 }
 
+/* ------------------------------------------------------------------------------------- direct JSON writing
+ * The hot endpoints (device readings) write their answers straight into a buffer instead of building jansson
+ * trees: the bytes are exactly those of json_dumps(api_row_json(...), JSON_COMPACT). Anything unusual (strings
+ * needing escapes or UTF-8 checks, types without a fast form) goes through jansson itself, so it cannot differ. */
+
+__extension__ typedef unsigned __int128 u128;
+
+/* api_fmt_real: the bytes jansson's json_dumps writes for json_real(v) (precision 17: "%.17g", a ".0" appended when
+ * neither '.' nor 'e' is present, '+' and leading zeros dropped from the exponent), without printf on the common
+ * path: 1e-6 <= |v| < 1e16 is converted exactly in 128-bit integers (round half to even, as glibc does). */
+static size_t fmt_real_slow(double v, char *out) {
+  int n = snprintf(out, 40, "%.17g", v);
+  if (n < 0 || n >= 40) return 0;
+  size_t len = (size_t)n;
+  if (!strchr(out, '.') && !strchr(out, 'e')) {
+    memcpy(out + len, ".0", 3);
+    len += 2;
+  }
+  char *start = strchr(out, 'e');
+  if (start) {
+    start++;
+    char *end = start + 1;
+    if (*start == '-') start++;
+    while (*end == '0') end++;
+    if (end != start) {
+      memmove(start, end, len - (size_t)(end - out) + 1);
+      len -= (size_t)(end - start);
+    }
+  }
+  return len;
+}
+
+size_t api_fmt_real(double v, char out[40]) {
+  static const uint64_t p10[] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                 100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+                                 10000000000000ull, 100000000000000ull, 1000000000000000ull,
+                                 10000000000000000ull, 100000000000000000ull, 1000000000000000000ull,
+                                 10000000000000000000ull};
+  uint64_t bits;
+  memcpy(&bits, &v, 8);
+  bool neg = bits >> 63;
+  int bexp = (int)((bits >> 52) & 0x7ff);
+  uint64_t m = bits & ((UINT64_C(1) << 52) - 1);
+  double a = neg ? -v : v;
+  if (bexp == 0 || bexp == 0x7ff || !(a >= 1e-6 && a < 1e16)) return fmt_real_slow(v, out);
+  m |= UINT64_C(1) << 52;
+  int e = bexp - 1075;
+  int x = (int)floor((bexp - 1023) * 0.30102999566398119521); /* decimal exponent, maybe one low: corrected below */
+  u128 q = 0;
+  for (int tries = 0; tries < 3; tries++) {
+    int k = 16 - x; /* q = a * 10^k has 17 digits */
+    if (k < 0 || k > 22) return fmt_real_slow(v, out);
+    u128 pk = k > 19 ? (u128)p10[19] * p10[k - 19] : p10[k];
+    u128 num, rem = 0, half = 0;
+    int s = 0;
+    if (e >= 0) {
+      if (e > 10) return fmt_real_slow(v, out);
+      num = ((u128)m << e) * pk;
+      q = num;
+    } else {
+      s = -e;
+      if (s > 126) return fmt_real_slow(v, out);
+      num = (u128)m * pk;
+      q = num >> s;
+      rem = num & ((((u128)1) << s) - 1);
+      half = ((u128)1) << (s - 1);
+    }
+    if (q >= p10[17]) { x++; continue; }
+    if (q < p10[16]) { x--; continue; }
+    if (s && (rem > half || (rem == half && (q & 1)))) q++;
+    if (q == p10[17]) {
+      q = p10[16];
+      x++;
+    }
+    goto digits;
+  }
+  return fmt_real_slow(v, out);
+digits:;
+  char d[17];
+  uint64_t qq = (uint64_t)q;
+  for (int i = 16; i >= 0; i--) {
+    d[i] = (char)('0' + qq % 10);
+    qq /= 10;
+  }
+  int nd = 17;
+  while (nd > 1 && d[nd - 1] == '0') nd--;
+  char *p = out;
+  if (neg) *p++ = '-';
+  if (x < -4 || x >= 17) {
+    *p++ = d[0];
+    if (nd > 1) {
+      *p++ = '.';
+      memcpy(p, d + 1, (size_t)nd - 1);
+      p += nd - 1;
+    }
+    *p++ = 'e';
+    int ax = x;
+    if (ax < 0) {
+      *p++ = '-';
+      ax = -ax;
+    }
+    if (ax >= 100) *p++ = (char)('0' + ax / 100);
+    if (ax >= 10) *p++ = (char)('0' + ax / 10 % 10);
+    *p++ = (char)('0' + ax % 10);
+  } else if (x >= 0) {
+    memcpy(p, d, (size_t)x + 1);
+    p += x + 1;
+    *p++ = '.';
+    if (nd > x + 1) {
+      memcpy(p, d + x + 1, (size_t)(nd - x - 1));
+      p += nd - x - 1;
+    } else {
+      *p++ = '0'; /* jansson's ".0" */
+    }
+  } else {
+    *p++ = '0';
+    *p++ = '.';
+    for (int i = 0; i < -x - 1; i++) *p++ = '0';
+    memcpy(p, d, (size_t)nd);
+    p += nd;
+  }
+  *p = 0;
+  return (size_t)(p - out);
+}
+
+static bool dump_via_jansson(sl_buf_t *b, json_t *j) {
+  if (!j) return false;
+  char *t = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+  json_decref(j);
+  if (!t) return false;
+  sl_buf_put(b, t, strlen(t));
+  free(t);
+  return true;
+}
+
+bool api_json_str(sl_buf_t *b, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  for (size_t i = 0; i < n; i++)
+    if (u[i] < 0x20 || u[i] >= 0x7f || u[i] == '"' || u[i] == '\\') return dump_via_jansson(b, json_stringn(s, n));
+  uint8_t *p = sl_buf_extend(b, n + 2);
+  p[0] = '"';
+  if (n) memcpy(p + 1, s, n);
+  p[n + 1] = '"';
+  return true;
+}
+
+void api_json_i64(sl_buf_t *b, int64_t v) {
+  char tmp[24];
+  int i = 24;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[--i] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) tmp[--i] = '-';
+  sl_buf_put(b, tmp + i, (size_t)(24 - i));
+}
+
+void api_json_real(sl_buf_t *b, double v) {
+  char tmp[40];
+  size_t n = api_fmt_real(v, tmp);
+  if (n) sl_buf_put(b, tmp, n);
+  else dump_via_jansson(b, json_real(v)); /* not reached: snprintf of a double fits */
+}
+
+/* One cell as api_cell_json would dump it; false when api_cell_json would give NULL (the member is left out). */
+static bool cell_write(sl_buf_t *b, const sl_cql_type_t *t, sl_slice_t c) {
+  if (!c.ptr || (c.len == 0 && t->id != CQL_TYPE_VARCHAR && t->id != CQL_TYPE_ASCII && t->id != CQL_TYPE_BLOB)) {
+    sl_buf_put(b, "null", 4);
+    return true;
+  }
+  char buf[64];
+  double d;
+  switch (t->id) {
+    case CQL_TYPE_BOOLEAN:
+      if (c.ptr[0]) sl_buf_put(b, "true", 4);
+      else sl_buf_put(b, "false", 5);
+      return true;
+    case CQL_TYPE_INT:
+    case CQL_TYPE_BIGINT:
+    case CQL_TYPE_COUNTER:
+    case CQL_TYPE_SMALLINT:
+    case CQL_TYPE_TINYINT:
+      if (!api_cell_number(t, c, &d)) sl_buf_put(b, "null", 4);
+      else if (t->id == CQL_TYPE_BIGINT || t->id == CQL_TYPE_COUNTER) api_json_i64(b, (int64_t)sl_load_be64(c.ptr));
+      else api_json_i64(b, (int64_t)d);
+      return true;
+    case CQL_TYPE_DOUBLE:
+    case CQL_TYPE_FLOAT:
+      if (!api_cell_number(t, c, &d)) sl_buf_put(b, "null", 4);
+      else api_json_real(b, d);
+      return true;
+    case CQL_TYPE_TIMESTAMP:
+      if (c.len != 8) {
+        sl_buf_put(b, "null", 4);
+        return true;
+      }
+      api_format_time((int64_t)sl_load_be64(c.ptr), buf);
+      return api_json_str(b, buf, strlen(buf));
+    case CQL_TYPE_VARCHAR:
+    case CQL_TYPE_ASCII:
+      if (!api_json_str(b, (const char *)c.ptr, c.len)) sl_buf_put(b, "null", 4);
+      return true;
+    default: return dump_via_jansson(b, api_cell_json(t, c));
+  }
+}
+
+bool api_result_names_unique(const sl_cql_result_t *res) {
+  size_t n = sl_cql_result_column_count(res);
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n; j++)
+      if (!strcmp(sl_cql_result_column_name(res, i), sl_cql_result_column_name(res, j))) return false;
+  return true;
+}
+
+void api_row_write(sl_buf_t *b, const sl_cql_result_t *res, size_t row, const bool *keep, bool names_unique) {
+  size_t n = sl_cql_result_column_count(res);
+  if (!names_unique) { /* jansson keeps the last value in the first place: let it */
+    dump_via_jansson(b, api_row_json(res, row, keep));
+    return;
+  }
+  sl_buf_put_u8(b, '{');
+  bool first = true;
+  for (size_t c = 0; c < n; c++) {
+    if (keep && !keep[c]) continue;
+    size_t mark = b->len;
+    if (!first) sl_buf_put_u8(b, ',');
+    const char *name = sl_cql_result_column_name(res, c);
+    if (!api_json_str(b, name, strlen(name))) {
+      b->len = mark;
+      continue;
+    }
+    sl_buf_put_u8(b, ':');
+    if (!cell_write(b, sl_cql_result_column_type(res, c), sl_cql_result_cell(res, row, c))) {
+      b->len = mark;
+      continue;
+    }
+    first = false;
+  }
+  sl_buf_put_u8(b, '}');
+}
+
 /* ------------------------------------------------------------------------------------------------- schema */
 
 struct schema_wait {

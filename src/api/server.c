@@ -95,9 +95,9 @@ static const char *reason_of(int status) {
   }
 }
 
-static void send_json(h2o_req_t *req, int status, json_t *body) {
-  char *text = json_dumps(body, JSON_COMPACT);
-  json_decref(body);
+/* text: JSON without its final newline, len bytes of it, with room for one more byte (the newline); NULL when the
+ * answer could not be encoded. */
+static void send_text(h2o_req_t *req, int status, char *text, size_t len) {
   req->res.status = status;
   req->res.reason = reason_of(status);
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
@@ -109,9 +109,14 @@ static void send_json(h2o_req_t *req, int status, json_t *body) {
     h2o_send_inline(req, oom, sizeof oom - 1);
     return;
   }
-  size_t len = strlen(text);
-  text[len++] = '\n'; /* replaces the NUL: h2o_send_inline copies len bytes */
+  text[len++] = '\n'; /* h2o_send_inline copies len bytes */
   h2o_send_inline(req, text, len);
+}
+
+static void send_json(h2o_req_t *req, int status, json_t *body) {
+  char *text = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  send_text(req, status, text, text ? strlen(text) : 0); /* the newline replaces the NUL */
   free(text);
 }
 
@@ -188,6 +193,23 @@ void op_reply_json(op_t *op, int status, json_t *body) {
   } else {
     json_decref(body);
   }
+  op_maybe_free(op);
+}
+
+void op_reply_buf(op_t *op, int status, sl_buf_t *body) {
+  if (!op->done) {
+    op->done = true;
+    if (op->req) {
+      api_count(op->api, op->route, status, op->started_us);
+      h2o_req_t *req = op->req;
+      if (op->guard) op->guard->op = NULL;
+      op->guard = NULL;
+      op->req = NULL;
+      if (body) sl_buf_reserve(body, 1);
+      send_text(req, status, body ? (char *)body->data : NULL, body ? body->len : 0);
+    }
+  }
+  if (body) sl_buf_free(body);
   op_maybe_free(op);
 }
 
@@ -325,7 +347,39 @@ void api_format_day(int64_t day, char out[16]) {
   snprintf(out, 16, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100);
 }
 
+static void put_digits(char *p, int v, int n) {
+  for (int i = n - 1; i >= 0; i--) {
+    p[i] = (char)('0' + v % 10);
+    v /= 10;
+  }
+}
+
 void api_format_time(int64_t ms, char out[32]) {
+  if (ms >= 0 && ms < INT64_C(253402300800000)) { /* 1970 to 9999: the civil date by arithmetic, as gmtime_r gives it */
+    int64_t sec = ms / 1000, days = sec / 86400;
+    int sod = (int)(sec % 86400);
+    int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    int y = (int)(yoe + era * 400) + (m <= 2);
+    put_digits(out, y, 4);
+    out[4] = '-';
+    put_digits(out + 5, m, 2);
+    out[7] = '-';
+    put_digits(out + 8, d, 2);
+    out[10] = 'T';
+    put_digits(out + 11, sod / 3600, 2);
+    out[13] = ':';
+    put_digits(out + 14, sod / 60 % 60, 2);
+    out[16] = ':';
+    put_digits(out + 17, sod % 60, 2);
+    out[19] = '.';
+    put_digits(out + 20, (int)(ms % 1000), 3);
+    out[23] = 'Z';
+    out[24] = 0;
+    return;
+  }
   int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
   int frac = (int)(ms - sec * 1000);
   time_t t = (time_t)sec;
