@@ -62,6 +62,36 @@ static bool looks_like_uuid(const char *s, size_t n) {
   return n == 36 || !is_ident_char(s[36]);
 }
 
+/* A quoted identifier ("...") or string literal ('...'): the quote doubled stands for itself. The token's value is
+ * the unescaped text, in the arena. */
+static void scan_quoted(parser_t *ps, tok_t *t, char quote, tok_kind_t kind, const char *unterminated) {
+  const char *q = ps->q;
+  size_t n = ps->len, s = ps->pos;
+  char *buf = sl_arena_alloc(ps->a, n - s + 1);
+  size_t o = 0, i = s + 1;
+  for (;;) {
+    if (i >= n) {
+      fail(ps, "%s", unterminated);
+      t->kind = T_EOF;
+      return;
+    }
+    if (q[i] == quote) {
+      if (i + 1 < n && q[i + 1] == quote) {
+        buf[o++] = quote;
+        i += 2;
+        continue;
+      }
+      i++;
+      break;
+    }
+    buf[o++] = q[i++];
+  }
+  ps->pos = i;
+  t->kind = kind;
+  t->value = buf;
+  t->vlen = o;
+}
+
 static void lex(parser_t *ps) {
   tok_t *t = &ps->tok;
   memset(t, 0, sizeof *t);
@@ -120,53 +150,9 @@ static void lex(parser_t *ps) {
     while (ps->pos < n && is_ident_char(q[ps->pos])) ps->pos++;
     t->kind = T_IDENT;
   } else if (c == '"') {
-    char *buf = sl_arena_alloc(ps->a, n - s + 1);
-    size_t o = 0, i = s + 1;
-    for (;;) {
-      if (i >= n) {
-        fail(ps, "%s", "unterminated quoted identifier");
-        t->kind = T_EOF;
-        return;
-      }
-      if (q[i] == '"') {
-        if (i + 1 < n && q[i + 1] == '"') {
-          buf[o++] = '"';
-          i += 2;
-          continue;
-        }
-        i++;
-        break;
-      }
-      buf[o++] = q[i++];
-    }
-    ps->pos = i;
-    t->kind = T_QIDENT;
-    t->value = buf;
-    t->vlen = o;
+    scan_quoted(ps, t, '"', T_QIDENT, "unterminated quoted identifier");
   } else if (c == '\'') {
-    char *buf = sl_arena_alloc(ps->a, n - s + 1);
-    size_t o = 0, i = s + 1;
-    for (;;) {
-      if (i >= n) {
-        fail(ps, "%s", "unterminated string literal");
-        t->kind = T_EOF;
-        return;
-      }
-      if (q[i] == '\'') {
-        if (i + 1 < n && q[i + 1] == '\'') {
-          buf[o++] = '\'';
-          i += 2;
-          continue;
-        }
-        i++;
-        break;
-      }
-      buf[o++] = q[i++];
-    }
-    ps->pos = i;
-    t->kind = T_STRING;
-    t->value = buf;
-    t->vlen = o;
+    scan_quoted(ps, t, '\'', T_STRING, "unterminated string literal");
   } else if (c == '$' && s + 1 < n && q[s + 1] == '$') {
     const char *end = NULL;
     for (size_t i = s + 2; i + 1 < n; i++)
