@@ -3,9 +3,9 @@
 
 #include <string.h>
 
-sl_slice_t kafka_read_string(sl_reader_t *r) {
+/* A length-prefixed field whose length was just read: -1 is null, other negatives are malformed. */
+static sl_slice_t read_sized(sl_reader_t *r, int32_t len) {
   sl_slice_t s = {NULL, 0};
-  int16_t len = kafka_read_int16(r);
   if (len < 0) {
     if (len != -1) r->err = true;
     return s;
@@ -15,17 +15,9 @@ sl_slice_t kafka_read_string(sl_reader_t *r) {
   return s;
 }
 
-sl_slice_t kafka_read_bytes(sl_reader_t *r) {
-  sl_slice_t s = {NULL, 0};
-  int32_t len = kafka_read_int32(r);
-  if (len < 0) {
-    if (len != -1) r->err = true;
-    return s;
-  }
-  s.ptr = sl_read_bytes(r, (size_t)len);
-  s.len = s.ptr ? (size_t)len : 0;
-  return s;
-}
+sl_slice_t kafka_read_string(sl_reader_t *r) { return read_sized(r, kafka_read_int16(r)); }
+
+sl_slice_t kafka_read_bytes(sl_reader_t *r) { return read_sized(r, kafka_read_int32(r)); }
 
 sl_slice_t kafka_read_compact_string(sl_reader_t *r) {
   sl_slice_t s = {NULL, 0};
