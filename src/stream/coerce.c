@@ -18,6 +18,17 @@ static void trim(const char **s, size_t *len) {
 int sl_coerce_parse_int(const char *s, size_t len, int64_t *out) {
   trim(&s, &len);
   if (len == 0 || len > 40) return -EINVAL;
+  /* the common cases without strtoll/strtod: a plain integer of up to 18 digits, or a character neither takes */
+  size_t i = s[0] == '+' || s[0] == '-';
+  uint64_t fast = 0; /* unsigned: wraps harmlessly past 18 digits, where it is not used */
+  for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) fast = fast * 10 + (uint64_t)(s[i] - '0');
+  size_t ndig = i - (size_t)(s[0] == '+' || s[0] == '-');
+  if (i == len && ndig >= 1 && ndig <= 18) {
+    *out = s[0] == '-' ? -(int64_t)fast : (int64_t)fast;
+    return 0;
+  }
+  for (size_t k = i; k < len; k++)
+    if (!strchr("0123456789+-.eE", s[k])) return -EINVAL; /* NUL passes: the slow path below decides */
   char tmp[48];
   memcpy(tmp, s, len);
   tmp[len] = 0;

@@ -12,15 +12,72 @@
 #include <time.h>
 
 #include "stream/coerce.h"
+#include "stream/json_scan.h"
 #include "stream/pipeline.h"
 
-static json_t *lookup(json_t *root, const sl_path_t *path) {
-  json_t *cur = root;
+/* A looked-up value: decoded by the single-pass scanner (json_scan.h), or a jansson node (j set). */
+typedef struct {
+  sl_jv_t v;
+  json_t *j;
+} val_t;
+
+/* Where values come from: jansson's tree (root), or the scanner's values by slot (jv, plan). */
+typedef struct {
+  json_t *root;
+  const sl_jv_t *jv;
+} src_t;
+
+enum { MAP_FALLBACK = -2 }; /* the fast path cannot tell: map again with jansson */
+
+struct sl_map_plan {
+  sl_jpaths_t *paths;
+  int *col_slot;     /* per column: its path's slot, -1 none */
+  int *tmpl_slot;    /* per template path part, columns in order */
+  size_t *tmpl_base; /* per column: its first entry in tmpl_slot */
+};
+
+static void from_json(json_t *j, val_t *out) {
+  out->j = j;
+  out->v.s = NULL;
+  out->v.len = 0;
+  switch (json_typeof(j)) {
+    case JSON_OBJECT: out->v.kind = SL_JV_OBJECT; break;
+    case JSON_ARRAY: out->v.kind = SL_JV_ARRAY; break;
+    case JSON_STRING:
+      out->v.kind = SL_JV_STRING;
+      out->v.s = json_string_value(j);
+      out->v.len = json_string_length(j);
+      break;
+    case JSON_INTEGER:
+      out->v.kind = SL_JV_INT;
+      out->v.i = json_integer_value(j);
+      break;
+    case JSON_REAL:
+      out->v.kind = SL_JV_REAL;
+      out->v.d = json_real_value(j);
+      break;
+    case JSON_TRUE: out->v.kind = SL_JV_TRUE; break;
+    case JSON_FALSE: out->v.kind = SL_JV_FALSE; break;
+    case JSON_NULL: out->v.kind = SL_JV_NULL; break;
+  }
+}
+
+/* The value at a path; false when absent or null. */
+static bool lookup(const src_t *src, const sl_path_t *path, int slot, val_t *out) {
+  if (src->jv) {
+    if (src->jv[slot].kind == SL_JV_ABSENT || src->jv[slot].kind == SL_JV_NULL) return false;
+    out->v = src->jv[slot];
+    out->j = NULL;
+    return true;
+  }
+  json_t *cur = src->root;
   for (size_t i = 0; cur && i < path->nsteps; i++) {
     const struct sl_path_step *st = &path->steps[i];
     cur = st->key ? json_object_get(cur, st->key) : json_array_get(cur, st->index);
   }
-  return json_is_null(cur) ? NULL : cur;
+  if (!cur || json_is_null(cur)) return false;
+  from_json(cur, out);
+  return true;
 }
 
 static void format_real(double d, char *out, size_t n) {
@@ -29,22 +86,22 @@ static void format_real(double d, char *out, size_t n) {
 }
 
 /* A JSON value as text (strings as they are, numbers and booleans printed, objects/arrays as compact JSON). */
-static void json_text(json_t *v, sl_buf_t *out) {
+static void json_text(const val_t *v, sl_buf_t *out) {
   char tmp[64];
-  switch (json_typeof(v)) {
-    case JSON_STRING: sl_buf_put(out, json_string_value(v), json_string_length(v)); break;
-    case JSON_INTEGER:
-      snprintf(tmp, sizeof tmp, "%lld", (long long)json_integer_value(v));
+  switch (v->v.kind) {
+    case SL_JV_STRING: sl_buf_put(out, v->v.s, v->v.len); break;
+    case SL_JV_INT:
+      snprintf(tmp, sizeof tmp, "%lld", (long long)v->v.i);
       sl_buf_put(out, tmp, strlen(tmp));
       break;
-    case JSON_REAL:
-      format_real(json_real_value(v), tmp, sizeof tmp);
+    case SL_JV_REAL:
+      format_real(v->v.d, tmp, sizeof tmp);
       sl_buf_put(out, tmp, strlen(tmp));
       break;
-    case JSON_TRUE: sl_buf_put(out, "true", 4); break;
-    case JSON_FALSE: sl_buf_put(out, "false", 5); break;
+    case SL_JV_TRUE: sl_buf_put(out, "true", 4); break;
+    case SL_JV_FALSE: sl_buf_put(out, "false", 5); break;
     default: {
-      char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+      char *s = v->j ? json_dumps(v->j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
       if (s) {
         sl_buf_put(out, s, strlen(s));
         free(s);
@@ -53,7 +110,7 @@ static void json_text(json_t *v, sl_buf_t *out) {
   }
 }
 
-static void set_err(sl_map_error_t *err, const char *field, json_t *v, const char *str, const char *reason) {
+static void set_err(sl_map_error_t *err, const char *field, const val_t *v, const char *str, const char *reason) {
   snprintf(err->field, sizeof err->field, "%s", field);
   if (v) {
     sl_buf_t b;
@@ -111,48 +168,51 @@ static int coerce_text(const sl_column_t *col, const char *s, size_t len, sl_val
   return 0;
 }
 
-static int coerce_json(const sl_column_t *col, json_t *v, sl_value_t *out, sl_buf_t *text, const char **reason) {
-  if (json_is_string(v)) return coerce_text(col, json_string_value(v), json_string_length(v), out, text, reason);
+static int coerce_json(const sl_column_t *col, const val_t *jv, sl_value_t *out, sl_buf_t *text,
+                       const char **reason) {
+  const sl_jv_t *v = &jv->v;
+  if (v->kind == SL_JV_STRING) return coerce_text(col, v->s, v->len, out, text, reason);
+  bool is_int = v->kind == SL_JV_INT, is_real = v->kind == SL_JV_REAL;
+  bool is_bool = v->kind == SL_JV_TRUE || v->kind == SL_JV_FALSE;
   switch (col->type) {
     case SL_COL_TEXT: {
       out->v.s.off = (uint32_t)text->len;
-      json_text(v, text);
+      json_text(jv, text);
       out->v.s.len = (uint32_t)(text->len - out->v.s.off);
       break;
     }
     case SL_COL_INT:
     case SL_COL_BIGINT:
-      if (json_is_integer(v)) {
-        out->v.i = json_integer_value(v);
-      } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
-                 fabs(json_real_value(v)) < 9.2e18) {
-        out->v.i = (int64_t)json_real_value(v);
-      } else if (json_is_boolean(v)) {
-        out->v.i = json_is_true(v);
+      if (is_int) {
+        out->v.i = v->i;
+      } else if (is_real && v->d == floor(v->d) && fabs(v->d) < 9.2e18) {
+        out->v.i = (int64_t)v->d;
+      } else if (is_bool) {
+        out->v.i = v->kind == SL_JV_TRUE;
       } else {
-        return *reason = json_is_real(v) ? "not an integer" : "expected a number", -EINVAL;
+        return *reason = is_real ? "not an integer" : "expected a number", -EINVAL;
       }
       if (int_range(col->type, out->v.i)) return *reason = "out of range for int", -ERANGE;
       break;
     case SL_COL_DOUBLE:
     case SL_COL_FLOAT:
-      if (!json_is_number(v)) return *reason = "expected a number", -EINVAL;
-      out->v.d = json_number_value(v);
+      if (!is_int && !is_real) return *reason = "expected a number", -EINVAL;
+      out->v.d = is_int ? (double)v->i : v->d;
       break;
     case SL_COL_BOOLEAN:
-      if (json_is_boolean(v))
-        out->v.b = json_is_true(v);
-      else if (json_is_integer(v) && (json_integer_value(v) == 0 || json_integer_value(v) == 1))
-        out->v.b = json_integer_value(v) == 1;
+      if (is_bool)
+        out->v.b = v->kind == SL_JV_TRUE;
+      else if (is_int && (v->i == 0 || v->i == 1))
+        out->v.b = v->i == 1;
       else
         return *reason = "expected a boolean", -EINVAL;
       break;
     case SL_COL_TIMESTAMP:
     case SL_COL_DATE: {
       int64_t ms;
-      if (json_is_integer(v))
-        ms = sl_coerce_epoch_int(json_integer_value(v));
-      else if (!json_is_real(v) || sl_coerce_epoch_real(json_real_value(v), &ms) != 0)
+      if (is_int)
+        ms = sl_coerce_epoch_int(v->i);
+      else if (!is_real || sl_coerce_epoch_real(v->d, &ms) != 0)
         return *reason = "expected an ISO-8601 string or an epoch number", -EINVAL;
       out->v.i = col->type == SL_COL_DATE ? sl_coerce_day(ms) : ms;
       break;
@@ -209,37 +269,26 @@ static bool filter_pass(const sl_pipeline_t *p, const sl_filter_t *f, const sl_v
   }
 }
 
-int sl_pipeline_map(const sl_pipeline_t *p, const void *payload, size_t len, const char *topic, int32_t partition,
-                    int64_t offset, sl_value_t *vals, sl_buf_t *text, sl_map_error_t *err) {
-  json_error_t jerr;
-  json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+/* Maps a decoded record (see the order in the header comment). With the scanner's values (src->jv), returns
+ * MAP_FALLBACK where only jansson can tell the outcome or word the error: an object or array value, any error. */
+static int map_core(const sl_pipeline_t *p, const src_t *from, const char *topic, int32_t partition, int64_t offset,
+                    sl_value_t *vals, sl_buf_t *text, sl_map_error_t *err) {
+  const struct sl_map_plan *plan = p->plan;
+  const bool fast = from->jv != NULL;
   memset(vals, 0, p->ncols * sizeof *vals);
-  if (!root) {
-    char reason[256];
-    snprintf(reason, sizeof reason, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
-    snprintf(err->field, sizeof err->field, "%s", "");
-    size_t n = len < 255 ? len : 255;
-    memcpy(err->value, payload, n);
-    err->value[n] = 0;
-    snprintf(err->reason, sizeof err->reason, "%s", reason);
-    return SL_MAP_ERROR;
-  }
-  if (!json_is_object(root)) {
-    set_err(err, "", root, NULL, "expected a JSON object");
-    json_decref(root);
-    return SL_MAP_ERROR;
-  }
   int rc = SL_MAP_ROW;
   for (size_t i = 0; i < p->ncols && rc == SL_MAP_ROW; i++) {
     const sl_column_t *col = &p->cols[i];
     const char *reason = NULL;
     if (col->derive == SL_DERIVE_DAY) continue; /* after the others */
-    json_t *v = col->has_path ? lookup(root, &col->path) : NULL;
-    if (v) {
-      if (coerce_json(col, v, &vals[i], text, &reason) != 0) {
+    val_t v;
+    if (col->has_path && lookup(from, &col->path, fast ? plan->col_slot[i] : -1, &v)) {
+      if (fast && (v.v.kind == SL_JV_OBJECT || v.v.kind == SL_JV_ARRAY)) return MAP_FALLBACK;
+      if (coerce_json(col, &v, &vals[i], text, &reason) != 0) {
+        if (fast) return MAP_FALLBACK;
         char why[256];
         snprintf(why, sizeof why, "cannot convert to %s: %s", sl_col_type_name(col->type), reason);
-        set_err(err, col->name, v, NULL, why);
+        set_err(err, col->name, &v, NULL, why);
         rc = SL_MAP_ERROR;
       }
       continue;
@@ -251,11 +300,13 @@ int sl_pipeline_map(const sl_pipeline_t *p, const void *payload, size_t len, con
         if (col->tmpl[t].literal) {
           sl_buf_put(text, col->tmpl[t].literal, strlen(col->tmpl[t].literal));
         } else {
-          json_t *part = lookup(root, &col->tmpl[t].path);
-          if (part)
-            json_text(part, text);
-          else
+          val_t part;
+          if (lookup(from, &col->tmpl[t].path, fast ? plan->tmpl_slot[plan->tmpl_base[i] + t] : -1, &part)) {
+            if (fast && (part.v.kind == SL_JV_OBJECT || part.v.kind == SL_JV_ARRAY)) return MAP_FALLBACK;
+            json_text(&part, text);
+          } else {
             complete = false;
+          }
         }
       }
       if (complete) {
@@ -311,10 +362,100 @@ int sl_pipeline_map(const sl_pipeline_t *p, const void *payload, size_t len, con
       sl_buf_put(text, iso, strlen(iso));
     }
   }
-  json_decref(root);
-  if (rc != SL_MAP_ROW) return rc;
+  if (rc != SL_MAP_ROW) return fast ? MAP_FALLBACK : rc;
   for (size_t f = 0; f < p->nfilters; f++) {
     if (!filter_pass(p, &p->filters[f], vals, text)) return SL_MAP_FILTERED;
   }
   return SL_MAP_ROW;
+}
+
+static int map_jansson(const sl_pipeline_t *p, const void *payload, size_t len, const char *topic, int32_t partition,
+                       int64_t offset, sl_value_t *vals, sl_buf_t *text, sl_map_error_t *err) {
+  json_error_t jerr;
+  json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+  memset(vals, 0, p->ncols * sizeof *vals);
+  if (!root) {
+    char reason[256];
+    snprintf(reason, sizeof reason, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
+    snprintf(err->field, sizeof err->field, "%s", "");
+    size_t n = len < 255 ? len : 255;
+    memcpy(err->value, payload, n);
+    err->value[n] = 0;
+    snprintf(err->reason, sizeof err->reason, "%s", reason);
+    return SL_MAP_ERROR;
+  }
+  if (!json_is_object(root)) {
+    val_t v;
+    from_json(root, &v);
+    set_err(err, "", &v, NULL, "expected a JSON object");
+    json_decref(root);
+    return SL_MAP_ERROR;
+  }
+  src_t src = {root, NULL};
+  int rc = map_core(p, &src, topic, partition, offset, vals, text, err);
+  json_decref(root);
+  return rc;
+}
+
+int sl_pipeline_map_reference(const sl_pipeline_t *p, const void *payload, size_t len, const char *topic,
+                              int32_t partition, int64_t offset, sl_value_t *vals, sl_buf_t *text,
+                              sl_map_error_t *err) {
+  return map_jansson(p, payload, len, topic, partition, offset, vals, text, err);
+}
+
+int sl_pipeline_map(const sl_pipeline_t *p, const void *payload, size_t len, const char *topic, int32_t partition,
+                    int64_t offset, sl_value_t *vals, sl_buf_t *text, sl_map_error_t *err) {
+  const struct sl_map_plan *plan = p->plan;
+  if (plan) {
+    sl_jv_t jv[SL_JSCAN_MAX_SLOTS];
+    char scratch[2048];
+    if (sl_json_scan(plan->paths, payload, len, jv, scratch, sizeof scratch) == SL_JSCAN_OK) {
+      size_t start = text->len;
+      src_t src = {NULL, jv};
+      int rc = map_core(p, &src, topic, partition, offset, vals, text, err);
+      if (rc != MAP_FALLBACK) return rc;
+      text->len = start;
+    }
+  }
+  return map_jansson(p, payload, len, topic, partition, offset, vals, text, err);
+}
+
+struct sl_map_plan *sl_map_plan_new(const sl_pipeline_t *p) {
+  struct sl_map_plan *plan = calloc(1, sizeof *plan);
+  if (!plan) abort();
+  plan->paths = sl_jpaths_new();
+  size_t ntmpl = 0;
+  for (size_t i = 0; i < p->ncols; i++) ntmpl += p->cols[i].ntmpl;
+  plan->col_slot = malloc((p->ncols + 1) * sizeof *plan->col_slot);
+  plan->tmpl_base = malloc((p->ncols + 1) * sizeof *plan->tmpl_base);
+  plan->tmpl_slot = malloc((ntmpl + 1) * sizeof *plan->tmpl_slot);
+  if (!plan->col_slot || !plan->tmpl_base || !plan->tmpl_slot) abort();
+  size_t k = 0;
+  bool ok = true;
+  for (size_t i = 0; i < p->ncols && ok; i++) {
+    const sl_column_t *col = &p->cols[i];
+    plan->col_slot[i] = col->has_path ? sl_jpaths_add(plan->paths, &col->path) : -1;
+    if (col->has_path && plan->col_slot[i] < 0) ok = false;
+    plan->tmpl_base[i] = k;
+    for (size_t t = 0; t < col->ntmpl; t++, k++) {
+      plan->tmpl_slot[k] = col->tmpl[t].literal ? -1 : sl_jpaths_add(plan->paths, &col->tmpl[t].path);
+      if (!col->tmpl[t].literal && plan->tmpl_slot[k] < 0) ok = false;
+    }
+  }
+  if (!ok) {
+    sl_map_plan_free(plan);
+    return NULL;
+  }
+  return plan;
+}
+
+const sl_jpaths_t *sl_map_plan_paths(const struct sl_map_plan *plan) { return plan->paths; }
+
+void sl_map_plan_free(struct sl_map_plan *plan) {
+  if (!plan) return;
+  sl_jpaths_free(plan->paths);
+  free(plan->col_slot);
+  free(plan->tmpl_slot);
+  free(plan->tmpl_base);
+  free(plan);
 }

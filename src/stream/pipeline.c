@@ -491,6 +491,7 @@ int sl_pipelines_parse(const char *yaml, size_t len, const char *origin, sl_pipe
     sl_pipelines_free(ps, done);
     return rc;
   }
+  for (size_t i = 0; i < n; i++) ps[i].plan = sl_map_plan_new(&ps[i]);
   *out = ps;
   *count = n;
   return 0;
@@ -500,6 +501,7 @@ void sl_pipelines_free(sl_pipeline_t *ps, size_t count) {
   if (!ps) return;
   for (size_t i = 0; i < count; i++) {
     sl_pipeline_t *p = &ps[i];
+    sl_map_plan_free(p->plan);
     free(p->name);
     for (size_t t = 0; t < p->ntopics; t++) free(p->topics[t]);
     free(p->topics);

@@ -98,6 +98,7 @@ typedef struct {
   bool *clustering_desc;
   sl_filter_t *filters;
   size_t nfilters;
+  struct sl_map_plan *plan; /* the single-pass decoder's path table (mapping.c); NULL: jansson only */
 } sl_pipeline_t;
 
 /* Parses a YAML document holding `pipelines: [...]` (or a single pipeline mapping). On success *out is an array
@@ -141,5 +142,13 @@ enum { SL_MAP_ROW = 0, SL_MAP_FILTERED = 1, SL_MAP_ERROR = -1 };
  * SL_MAP_FILTERED, or SL_MAP_ERROR with err filled (decoding, missing required field, coercion). */
 int sl_pipeline_map(const sl_pipeline_t *p, const void *payload, size_t len, const char *topic, int32_t partition,
                     int64_t offset, sl_value_t *vals, sl_buf_t *text, sl_map_error_t *err);
+/* The same mapping with every record decoded by jansson: the reference the single-pass decoder (json_scan.h), which
+ * sl_pipeline_map tries first, is tested against (tests/unit/test_stream_json.c, tests/fuzz/fuzz_stream_json.c). */
+int sl_pipeline_map_reference(const sl_pipeline_t *p, const void *payload, size_t len, const char *topic,
+                              int32_t partition, int64_t offset, sl_value_t *vals, sl_buf_t *text,
+                              sl_map_error_t *err);
+/* Built by sl_pipelines_parse for each pipeline, freed by sl_pipelines_free; NULL when the paths do not fit. */
+struct sl_map_plan *sl_map_plan_new(const sl_pipeline_t *p);
+void sl_map_plan_free(struct sl_map_plan *plan);
 
 #endif
