@@ -68,7 +68,57 @@ static double unif(uint64_t *s) { return (double)(rnd(s) >> 11) / 90071992547409
 static uint32_t pick(uint64_t *s, uint32_t n) { return (uint32_t)(unif(s) * n); }
 static double clamp(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* Days since 1970-01-01 -> civil date (proleptic Gregorian; H. Hinnant's civil_from_days). */
+static void civil_from_days(int64_t z, int *y, int *m, int *d) {
+  z += 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  unsigned doe = (unsigned)(z - era * 146097);
+  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  unsigned mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static char *put_digits(char *p, unsigned v, int width) { /* zero-padded to exactly width digits */
+  for (int i = width - 1; i >= 0; i--) p[i] = (char)('0' + v % 10), v /= 10;
+  return p + width;
+}
+
+/* 2024-05-01T12:00:00.000Z (24 bytes, no terminator) for 0000-01-01 <= ms < 10000-01-01; 0 otherwise */
+static size_t iso8601_fast(int64_t ms, char *out) {
+  if (ms < -62167219200000LL || ms >= 253402300800000LL) return 0;
+  int64_t days = (ms >= 0 ? ms : ms - 86399999) / 86400000;
+  int64_t rem = ms - days * 86400000; /* 0 .. 86399999 */
+  int y, mo, d;
+  civil_from_days(days, &y, &mo, &d);
+  unsigned r = (unsigned)rem;
+  char *p = put_digits(out, (unsigned)y, 4);
+  *p++ = '-';
+  p = put_digits(p, (unsigned)mo, 2);
+  *p++ = '-';
+  p = put_digits(p, (unsigned)d, 2);
+  *p++ = 'T';
+  p = put_digits(p, r / 3600000, 2);
+  *p++ = ':';
+  p = put_digits(p, r / 60000 % 60, 2);
+  *p++ = ':';
+  p = put_digits(p, r / 1000 % 60, 2);
+  *p++ = '.';
+  p = put_digits(p, r % 1000, 3);
+  *p++ = 'Z';
+  return (size_t)(p - out);
+}
+
 void sl_sim_format_iso8601(int64_t ms, char *out, size_t outlen) {
+  char tmp[32];
+  size_t n = iso8601_fast(ms, tmp);
+  if (n && outlen > n) {
+    memcpy(out, tmp, n);
+    out[n] = 0;
+    return;
+  }
   time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
   int msec = (int)(ms - (int64_t)secs * 1000);
   struct tm tm;
@@ -85,6 +135,73 @@ static void putf(sl_buf_t *b, const char *fmt, ...) {
   int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
   va_end(ap);
   if (n > 0) sl_buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* printf-free formatting for the hot path; every function writes exactly what the printf conversion named in its
+ * comment would (tests/unit/test_sim.c compares them on many values). */
+#define PUT_LIT(b, s) sl_buf_put((b), (s), sizeof(s) - 1)
+static void put_str(sl_buf_t *b, const char *s) { sl_buf_put(b, s, strlen(s)); }
+
+static void put_u64(sl_buf_t *b, uint64_t v, int width) { /* %0<width>llu (width 0: %llu) */
+  char tmp[24];
+  char *e = tmp + sizeof tmp, *p = e;
+  do *--p = (char)('0' + v % 10), v /= 10;
+  while (v);
+  while (e - p < width) *--p = '0';
+  sl_buf_put(b, p, (size_t)(e - p));
+}
+static void put_i64(sl_buf_t *b, int64_t v) { /* %lld */
+  if (v < 0) {
+    sl_buf_put_u8(b, '-');
+    put_u64(b, (uint64_t)0 - (uint64_t)v, 0);
+  } else {
+    put_u64(b, (uint64_t)v, 0);
+  }
+}
+
+static const double pow10_tab[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+/* %.<prec>f, prec 0..9: exactly printf's digits. The scaled value |x| * 10^prec is computed with one rounding
+ * (relative error <= 2^-53); when the fraction is provably on one side of one half, rounding to nearest from it
+ * gives the same integer as printf's exact decimal expansion. Near-ties, huge values, NaN and infinities go to
+ * snprintf. */
+void sl_sim_put_fixed(sl_buf_t *b, double x, int prec) {
+  double a = fabs(x);
+  if (prec >= 0 && prec <= 9 && a < 1e15) {
+    double y = a * pow10_tab[prec];
+    if (y < 4e15) {
+      double n = floor(y), f = y - n; /* exact: y < 2^52 */
+      double eps = y * 2.3e-16 + 1e-300; /* > the product's rounding error */
+      if (fabs(f - 0.5) > eps) {
+        uint64_t r = (uint64_t)n + (f > 0.5);
+        uint64_t p10 = (uint64_t)pow10_tab[prec];
+        char tmp[48];
+        char *e = tmp + sizeof tmp, *p = e;
+        uint64_t ip = r / p10, fp = r % p10;
+        for (int i = 0; i < prec; i++) *--p = (char)('0' + fp % 10), fp /= 10;
+        if (prec) *--p = '.';
+        do *--p = (char)('0' + ip % 10), ip /= 10;
+        while (ip);
+        if (signbit(x)) *--p = '-';
+        sl_buf_put(b, p, (size_t)(e - p));
+        return;
+      }
+    }
+  }
+  char tmp[512];
+  int n = snprintf(tmp, sizeof tmp, "%.*f", prec, x);
+  if (n > 0) sl_buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+#define put_fixed sl_sim_put_fixed
+
+static void put_iso8601(sl_buf_t *b, int64_t ms) {
+  char iso[40];
+  size_t n = iso8601_fast(ms, iso);
+  if (!n) {
+    sl_sim_format_iso8601(ms, iso, sizeof iso);
+    n = strlen(iso);
+  }
+  sl_buf_put(b, iso, n);
 }
 
 /* ------------------------------------------------------------------------------------------------ vehicles */
@@ -131,18 +248,35 @@ static void vehicle_step(device_t *d, double dt_s) {
 }
 
 static void vehicle_json(const sl_sim_t *s, uint32_t idx, const device_t *d, int64_t ts, sl_buf_t *v) {
-  char iso[40];
-  sl_sim_format_iso8601(ts, iso, sizeof iso);
   /* the address is a function of the block the vehicle is in */
   uint64_t block = (uint64_t)(int64_t)floor(d->lat * 400) * 1000003u + (uint64_t)(int64_t)floor(d->lon * 400);
   uint64_t h = block;
   h = splitmix64(&h);
   int arr = 1 + (int)(h % 20);
-  putf(v,
-       "{\"id\":\"vehicle-%04u\",\"Adresse\":\"%u %s, 75%03d Paris\",\"Mileage\":%.1f,\"Fuel_level\":%.2f,"
-       "\"Speed\":%.1f,\"Longitude\":%.6f,\"Latitude\":%.6f,\"Timestamp\":\"%s\"}",
-       idx, (unsigned)(1 + (h >> 8) % 150), streets[(h >> 16) % STREET_COUNT], arr, d->mileage, d->fuel, d->speed,
-       d->lon, d->lat, iso);
+  /* {"id":"vehicle-%04u","Adresse":"%u %s, 75%03d Paris","Mileage":%.1f,"Fuel_level":%.2f,"Speed":%.1f,
+   *  "Longitude":%.6f,"Latitude":%.6f,"Timestamp":"%s"} */
+  sl_buf_reserve(v, 256);
+  PUT_LIT(v, "{\"id\":\"vehicle-");
+  put_u64(v, idx, 4);
+  PUT_LIT(v, "\",\"Adresse\":\"");
+  put_u64(v, 1 + (h >> 8) % 150, 0);
+  sl_buf_put_u8(v, ' ');
+  put_str(v, streets[(h >> 16) % STREET_COUNT]);
+  PUT_LIT(v, ", 75");
+  put_u64(v, (uint64_t)arr, 3);
+  PUT_LIT(v, " Paris\",\"Mileage\":");
+  put_fixed(v, d->mileage, 1);
+  PUT_LIT(v, ",\"Fuel_level\":");
+  put_fixed(v, d->fuel, 2);
+  PUT_LIT(v, ",\"Speed\":");
+  put_fixed(v, d->speed, 1);
+  PUT_LIT(v, ",\"Longitude\":");
+  put_fixed(v, d->lon, 6);
+  PUT_LIT(v, ",\"Latitude\":");
+  put_fixed(v, d->lat, 6);
+  PUT_LIT(v, ",\"Timestamp\":\"");
+  put_iso8601(v, ts);
+  PUT_LIT(v, "\"}");
   (void)s;
 }
 
@@ -195,23 +329,62 @@ static void wearable_step(device_t *d, double dt_s) {
 }
 
 static void wearable_json(const sl_sim_t *s, uint32_t idx, device_t *d, int64_t ts, sl_buf_t *v) {
-  putf(v,
-       "{\"timestamp\":%lld,\"device\":{\"id\":\"watch-%04u\",\"model\":\"%s\",\"firmware\":\"%s\","
-       "\"battery_level\":%d},\"health\":{\"heart_rate\":%d,\"stress_level\":%d,\"spo2\":%d},"
-       "\"activity\":{\"type\":\"%s\",\"steps\":%lld,\"distance_m\":%.1f,\"calories\":%.1f},"
-       "\"environment\":{\"temperature_c\":%.1f,\"humidity\":%.1f,\"location\":{\"latitude\":%.6f,"
-       "\"longitude\":%.6f}},\"notifications\":[",
-       (long long)ts, idx, models[d->model], firmwares[d->firmware], (int)d->battery, (int)lround(d->hr),
-       (int)d->stress, 95 + (int)pick(&d->rng, 5), d->activity == 0 ? "rest" : d->activity == 1 ? "walk" : "run",
-       (long long)d->steps, d->distance, d->calories, d->temp, d->humidity, d->lat, d->lon);
+  /* {"timestamp":%lld,"device":{"id":"watch-%04u","model":"%s","firmware":"%s","battery_level":%d},
+   *  "health":{"heart_rate":%d,"stress_level":%d,"spo2":%d},"activity":{"type":"%s","steps":%lld,
+   *  "distance_m":%.1f,"calories":%.1f},"environment":{"temperature_c":%.1f,"humidity":%.1f,
+   *  "location":{"latitude":%.6f,"longitude":%.6f}},"notifications":[ */
+  sl_buf_reserve(v, 512);
+  PUT_LIT(v, "{\"timestamp\":");
+  put_i64(v, ts);
+  PUT_LIT(v, ",\"device\":{\"id\":\"watch-");
+  put_u64(v, idx, 4);
+  PUT_LIT(v, "\",\"model\":\"");
+  put_str(v, models[d->model]);
+  PUT_LIT(v, "\",\"firmware\":\"");
+  put_str(v, firmwares[d->firmware]);
+  PUT_LIT(v, "\",\"battery_level\":");
+  put_i64(v, (int)d->battery);
+  PUT_LIT(v, "},\"health\":{\"heart_rate\":");
+  put_i64(v, (int)lround(d->hr));
+  PUT_LIT(v, ",\"stress_level\":");
+  put_i64(v, (int)d->stress);
+  PUT_LIT(v, ",\"spo2\":");
+  put_i64(v, 95 + (int)pick(&d->rng, 5));
+  PUT_LIT(v, "},\"activity\":{\"type\":\"");
+  put_str(v, d->activity == 0 ? "rest" : d->activity == 1 ? "walk" : "run");
+  PUT_LIT(v, "\",\"steps\":");
+  put_i64(v, (long long)d->steps);
+  PUT_LIT(v, ",\"distance_m\":");
+  put_fixed(v, d->distance, 1);
+  PUT_LIT(v, ",\"calories\":");
+  put_fixed(v, d->calories, 1);
+  PUT_LIT(v, "},\"environment\":{\"temperature_c\":");
+  put_fixed(v, d->temp, 1);
+  PUT_LIT(v, ",\"humidity\":");
+  put_fixed(v, d->humidity, 1);
+  PUT_LIT(v, ",\"location\":{\"latitude\":");
+  put_fixed(v, d->lat, 6);
+  PUT_LIT(v, ",\"longitude\":");
+  put_fixed(v, d->lon, 6);
+  PUT_LIT(v, "}},\"notifications\":[");
   if (unif(&d->rng) < 0.1) {
     uint32_t n = pick(&d->rng, 6);
-    putf(v, "{\"type\":\"%s\",\"message\":\"%s\"}", notice_kinds[n], notices[n]);
+    PUT_LIT(v, "{\"type\":\"");
+    put_str(v, notice_kinds[n]);
+    PUT_LIT(v, "\",\"message\":\"");
+    put_str(v, notices[n]);
+    PUT_LIT(v, "\"}");
   }
   const char *err = unif(&d->rng) < 0.01 ? "\"sensor_timeout\"" : "null";
-  putf(v, "],\"status\":{\"state\":\"%s\",\"charging\":%s,\"battery_health\":\"%s\",\"error\":%s}}",
-       d->charging ? "charging" : d->battery < 15 ? "low_battery" : "ok", d->charging ? "true" : "false",
-       d->model == 3 ? "degraded" : "good", err);
+  PUT_LIT(v, "],\"status\":{\"state\":\"");
+  put_str(v, d->charging ? "charging" : d->battery < 15 ? "low_battery" : "ok");
+  PUT_LIT(v, "\",\"charging\":");
+  put_str(v, d->charging ? "true" : "false");
+  PUT_LIT(v, ",\"battery_health\":\"");
+  put_str(v, d->model == 3 ? "degraded" : "good");
+  PUT_LIT(v, "\",\"error\":");
+  put_str(v, err);
+  PUT_LIT(v, "}}");
   (void)s;
 }
 
@@ -326,16 +499,19 @@ uint64_t sl_sim_next(sl_sim_t *s, sl_buf_t *key, sl_buf_t *value) {
   switch (s->profile) {
     case SL_SIM_VEHICLES:
       if (k >= s->devices) vehicle_step(d, dt_s);
-      putf(key, "vehicle-%04u", idx);
+      PUT_LIT(key, "vehicle-");
+      put_u64(key, idx, 4);
       vehicle_json(s, idx, d, ts, value);
       break;
     case SL_SIM_WEARABLES:
       if (k >= s->devices) wearable_step(d, dt_s);
-      putf(key, "watch-%04u", idx);
+      PUT_LIT(key, "watch-");
+      put_u64(key, idx, 4);
       wearable_json(s, idx, d, ts, value);
       break;
     case SL_SIM_USERS:
-      putf(key, "user-%llu", (unsigned long long)k);
+      PUT_LIT(key, "user-");
+      put_u64(key, k, 0);
       user_json(s, d, ts, value);
       break;
   }

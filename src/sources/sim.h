@@ -40,5 +40,7 @@ uint64_t sl_sim_next(sl_sim_t *s, sl_buf_t *key, sl_buf_t *value);
 
 /* Formats ms since the epoch as ISO-8601 UTC with milliseconds ("2024-05-01T12:00:00.000Z"); out >= 25 bytes. */
 void sl_sim_format_iso8601(int64_t ms, char *out, size_t outlen);
+/* Appends x as printf("%.<prec>f") would, without printf on the common path (prec 0..9). */
+void sl_sim_put_fixed(sl_buf_t *b, double x, int prec);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -149,10 +151,55 @@ static void test_parse_rate_time(void **state) {
   assert_int_not_equal(sl_sim_parse_profile("boats", &p), 0);
 }
 
+/* the printf-free formatters write exactly what printf would: random values at every scale, near-ties, signs */
+static void test_fixed_format(void **state) {
+  (void)state;
+  sl_buf_t b;
+  sl_buf_init(&b);
+  char want[600];
+  uint64_t x = 88172645463325252ULL;
+  static const double special[] = {0.0,    -0.0,   0.05,  0.15,   0.25,     2.5,      -0.04,    0.125,   1e15,
+                                   1e16,   -1e300, 1e-300, 9.995, 99.995,   2.675,    1.005,    0.5,     48.8566,
+                                   0.0625, 0.045,  1e14 + 0.5};
+  for (int i = 0; i < 400000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double v;
+    if (i < (int)(sizeof special / sizeof special[0])) {
+      v = special[i];
+    } else if (i % 4 == 0) { /* exact decimal-looking values: ties and near-ties at every precision */
+      v = (double)(int64_t)(x % 20000001) / 1000.0 - 10000.0;
+      v += (i % 8 == 0) ? 0.0005 : 0.00005;
+    } else {
+      int e = (int)(x % 40) - 20;
+      v = ((double)(x >> 11) / 9007199254740992.0 - 0.3) * pow(10.0, e);
+    }
+    for (int prec = 0; prec <= 9; prec++) {
+      b.len = 0;
+      sl_sim_put_fixed(&b, v, prec);
+      int n = snprintf(want, sizeof want, "%.*f", prec, v);
+      if ((size_t)n != b.len || memcmp(want, b.data, b.len) != 0)
+        fail_msg("%.17g prec %d: want %s got %.*s", v, prec, want, (int)b.len, (const char *)b.data);
+    }
+  }
+  char iso[40], ref[96];
+  for (int64_t ms = -62167219200000LL - 86400000LL * 3; ms < 253402300800000LL + 86400000LL * 400;
+       ms += 86400000LL * 7 + 3600123) {
+    sl_sim_format_iso8601(ms, iso, sizeof iso);
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(ref, sizeof ref, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms - (int64_t)secs * 1000));
+    if (strcmp(iso, ref) != 0) fail_msg("%lld: want %s got %s", (long long)ms, ref, iso);
+  }
+  sl_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_deterministic), cmocka_unit_test(test_vehicles), cmocka_unit_test(test_wearables),
       cmocka_unit_test(test_users),         cmocka_unit_test(test_parse_rate_time),
+      cmocka_unit_test(test_fixed_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
