@@ -133,6 +133,10 @@ struct sl_api {
 op_t *op_new(sl_api_t *api, h2o_req_t *req, api_route_t route, size_t size, op_free_fn free_fn);
 void op_reply_json(op_t *op, int status, json_t *body); /* takes body */
 void op_reply_buf(op_t *op, int status, sl_buf_t *body); /* JSON text; frees it; NULL: could not encode */
+/* JSON text in n pieces, its final newline included, sent without copying; the buffers owned[0..nowned) (at most
+ * OP_REPLY_MAX_IOV) are taken over and freed once sent. iov NULL: could not encode (a 500 answer). */
+enum { OP_REPLY_MAX_IOV = 4 };
+void op_reply_iov(op_t *op, int status, h2o_iovec_t *iov, size_t n, sl_buf_t *owned, size_t nowned);
 void op_error(op_t *op, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void op_cql_error(op_t *op, const sl_cql_error_t *err);
 void op_maybe_free(op_t *op);
@@ -146,7 +150,7 @@ int64_t api_now_us(void);
 bool api_param(h2o_req_t *req, const char *name, char *buf, size_t cap, bool *too_long);
 /* Times: ISO-8601 or epoch milliseconds. */
 int api_parse_time(const char *s, int64_t *ms);
-void api_format_time(int64_t ms, char out[32]);
+size_t api_format_time(int64_t ms, char out[32]); /* returns the length */
 void api_format_day(int64_t day, char out[16]);
 static inline int64_t api_day_of(int64_t ms) { return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000); }
 
@@ -166,8 +170,31 @@ bool api_type_numeric(const sl_cql_type_t *t);
 json_t *api_row_json(const sl_cql_result_t *res, size_t row, const bool *keep);
 /* Direct JSON writing: the same bytes json_dumps(..., JSON_COMPACT) writes for the jansson equivalents.
  * api_json_str returns false when jansson would refuse the string (invalid UTF-8). */
-/* names_unique: api_result_names_unique(res), computed once per result */
-void api_row_write(sl_buf_t *b, const sl_cql_result_t *res, size_t row, const bool *keep, bool names_unique);
+/* Rows of one result written as json_dumps(api_row_json(res, row, keep), JSON_COMPACT) writes them: the members'
+ * keys are escaped once per result, and a cell with the same bytes as the previous row's in its column (the device
+ * id, the day, values that did not change) reuses that text. keep (NULL: all) must outlive the formatter. */
+enum { API_MEMO_RAW = 32, API_MEMO_OUT = 96 };
+typedef struct {
+  uint8_t rawlen, outlen; /* outlen 0: nothing remembered */
+  uint8_t misses;         /* changes in a row: at 4 the column is no longer remembered */
+  uint8_t raw[API_MEMO_RAW];
+  char out[API_MEMO_OUT];
+} api_cellmemo_t;
+typedef struct {
+  const sl_cql_result_t *res;
+  const bool *keep;
+  size_t n;
+  bool fallback; /* repeated names or too many columns: through jansson */
+  sl_buf_t keys; /* ',"name":' of each member written */
+  uint32_t koff[API_MAX_COLS + 1];
+  bool use[API_MAX_COLS];
+  const sl_cql_type_t *type[API_MAX_COLS];
+  api_cellmemo_t memo[API_MAX_COLS];
+} api_rowfmt_t;
+void api_rowfmt_init(api_rowfmt_t *f, const sl_cql_result_t *res, const bool *keep);
+void api_rowfmt_free(api_rowfmt_t *f);
+/* mark_col >= 0: span[0..1] gets the byte range of that column's value in b (left alone when not written) */
+void api_rowfmt_write(sl_buf_t *b, api_rowfmt_t *f, size_t row, int mark_col, size_t span[2]);
 bool api_result_names_unique(const sl_cql_result_t *res);
 bool api_json_str(sl_buf_t *b, const char *s, size_t n);
 void api_json_i64(sl_buf_t *b, int64_t v);

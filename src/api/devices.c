@@ -259,9 +259,42 @@ static void latest_located(op_t *op, const api_table_t *t, const sl_cql_result_t
   if (fields_param(d, t) != 0) return;
   bool keep[API_MAX_COLS];
   api_keep_for_result(res, t, d->keep, keep);
-  json_t *row = api_row_json(res, 0, keep);
   char q[200];
   table_qname(t, q, sizeof q);
+  api_rowfmt_t fmt;
+  api_rowfmt_init(&fmt, res, keep);
+  if (!fmt.fallback) {
+    /* the bytes of the json_pack below dumped compact, written directly */
+    int tscol = -1;
+    for (size_t c = 0; c < fmt.n; c++)
+      if (!strcmp(sl_cql_result_column_name(res, c), "ts")) tscol = (int)c;
+    sl_buf_t row, b;
+    sl_buf_init(&row);
+    sl_buf_init(&b);
+    size_t span[2] = {0, 0};
+    api_rowfmt_write(&row, &fmt, 0, tscol, span);
+    api_rowfmt_free(&fmt);
+    sl_buf_reserve(&b, row.len + (span[1] - span[0]) + 128 + strlen(d->id) + strlen(q));
+    bool ok = true;
+    sl_buf_put(&b, "{\"device_id\":", 13);
+    ok = api_json_str(&b, d->id, strlen(d->id)) && ok;
+    sl_buf_put(&b, ",\"table\":", 9);
+    ok = api_json_str(&b, q, strlen(q)) && ok;
+    sl_buf_put(&b, ",\"last_seen\":", 13);
+    if (span[1] > span[0]) sl_buf_put(&b, row.data + span[0], span[1] - span[0]);
+    else sl_buf_put(&b, "null", 4);
+    sl_buf_put(&b, ",\"reading\":", 11);
+    sl_buf_put(&b, row.data, row.len);
+    sl_buf_put_u8(&b, '}');
+    sl_buf_free(&row);
+    if (!ok) {
+      sl_buf_free(&b);
+      return op_reply_buf(op, 200, NULL);
+    }
+    return op_reply_buf(op, 200, &b);
+  }
+  api_rowfmt_free(&fmt);
+  json_t *row = api_row_json(res, 0, keep);
   json_t *ts = json_object_get(row, "ts");
   op_reply_json(op, 200, json_pack("{s:s,s:s,s:O,s:o}", "device_id", d->id, "table", q, "last_seen",
                                    ts ? ts : json_null(), "reading", row));
@@ -335,32 +368,39 @@ static void readings_done(dev_op_t *d, const char *cursor) {
   api_format_time(d->to, t);
   /* the bytes of json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:s?}", ...) dumped compact; a string jansson would refuse
    * fails the whole answer, as json_pack would */
-  sl_buf_t b;
-  sl_buf_init(&b);
-  sl_buf_reserve(&b, d->rbuf.len + 400);
+  sl_buf_t b[2]; /* the head and tail around the rows, which are sent from d->rbuf without a copy */
+  sl_buf_init(&b[0]);
+  sl_buf_reserve(&b[0], 512);
   bool ok = true;
-  sl_buf_put(&b, "{\"device_id\":", 13);
-  ok = api_json_str(&b, d->id, strlen(d->id)) && ok;
-  sl_buf_put(&b, ",\"table\":", 9);
-  ok = api_json_str(&b, q, strlen(q)) && ok;
-  sl_buf_put(&b, ",\"from\":", 8);
-  ok = api_json_str(&b, f, strlen(f)) && ok;
-  sl_buf_put(&b, ",\"to\":", 6);
-  ok = api_json_str(&b, t, strlen(t)) && ok;
-  if (d->order_desc) sl_buf_put(&b, ",\"order\":\"desc\",\"count\":", 24);
-  else sl_buf_put(&b, ",\"order\":\"asc\",\"count\":", 23);
-  api_json_i64(&b, d->got);
-  sl_buf_put(&b, ",\"readings\":[", 13);
-  sl_buf_put(&b, d->rbuf.data, d->rbuf.len);
-  sl_buf_put(&b, "],\"next_cursor\":", 16);
-  if (cursor) ok = api_json_str(&b, cursor, strlen(cursor)) && ok;
-  else sl_buf_put(&b, "null", 4);
-  sl_buf_put_u8(&b, '}');
+  sl_buf_put(&b[0], "{\"device_id\":", 13);
+  ok = api_json_str(&b[0], d->id, strlen(d->id)) && ok;
+  sl_buf_put(&b[0], ",\"table\":", 9);
+  ok = api_json_str(&b[0], q, strlen(q)) && ok;
+  sl_buf_put(&b[0], ",\"from\":", 8);
+  ok = api_json_str(&b[0], f, strlen(f)) && ok;
+  sl_buf_put(&b[0], ",\"to\":", 6);
+  ok = api_json_str(&b[0], t, strlen(t)) && ok;
+  if (d->order_desc) sl_buf_put(&b[0], ",\"order\":\"desc\",\"count\":", 24);
+  else sl_buf_put(&b[0], ",\"order\":\"asc\",\"count\":", 23);
+  api_json_i64(&b[0], d->got);
+  sl_buf_put(&b[0], ",\"readings\":[", 13);
+  size_t head = b[0].len;
+  sl_buf_put(&b[0], "],\"next_cursor\":", 16);
+  if (cursor) ok = api_json_str(&b[0], cursor, strlen(cursor)) && ok;
+  else sl_buf_put(&b[0], "null", 4);
+  sl_buf_put(&b[0], "}\n", 2);
   if (!ok) {
-    sl_buf_free(&b);
-    return op_reply_buf(&d->base, 200, NULL);
+    sl_buf_free(&b[0]);
+    return op_reply_iov(&d->base, 200, NULL, 0, NULL, 0);
   }
-  op_reply_buf(&d->base, 200, &b);
+  b[1] = d->rbuf;
+  sl_buf_init(&d->rbuf);
+  h2o_iovec_t iov[3];
+  size_t n = 0;
+  iov[n++] = h2o_iovec_init(b[0].data, head);
+  if (b[1].len) iov[n++] = h2o_iovec_init(b[1].data, b[1].len);
+  iov[n++] = h2o_iovec_init(b[0].data + head, b[0].len - head);
+  op_reply_iov(&d->base, 200, iov, n, b, 2);
 }
 
 static void on_readings(op_t *op, const sl_cql_result_t *res, const sl_cql_error_t *err) {
@@ -368,7 +408,9 @@ static void on_readings(op_t *op, const sl_cql_result_t *res, const sl_cql_error
   if (err) return op_cql_error(op, err);
   bool keep[API_MAX_COLS];
   api_keep_for_result(res, d->t, d->keep, keep);
-  bool unique = api_result_names_unique(res);
+  api_rowfmt_t fmt;
+  api_rowfmt_init(&fmt, res, keep);
+  if (!d->rbuf.cap) sl_buf_reserve(&d->rbuf, 256 * (sl_cql_result_row_count(res) + 1));
   int tscol = -1;
   for (size_t c = 0; c < sl_cql_result_column_count(res); c++)
     if (!strcmp(sl_cql_result_column_name(res, c), "ts")) tscol = (int)c;
@@ -377,14 +419,16 @@ static void on_readings(op_t *op, const sl_cql_result_t *res, const sl_cql_error
       /* one row beyond the page: the next page starts after the last row returned */
       char cur[40];
       snprintf(cur, sizeof cur, "%c%lld", d->order_desc ? 'd' : 'a', (long long)d->last_ts);
+      api_rowfmt_free(&fmt);
       return readings_done(d, cur);
     }
     if (d->got) sl_buf_put_u8(&d->rbuf, ',');
-    api_row_write(&d->rbuf, res, r, keep, unique);
+    api_rowfmt_write(&d->rbuf, &fmt, r, -1, NULL);
     sl_slice_t c = tscol >= 0 ? sl_cql_result_cell(res, r, (size_t)tscol) : (sl_slice_t){0};
     if (c.ptr && c.len == 8) d->last_ts = (int64_t)sl_load_be64(c.ptr);
     d->got++;
   }
+  api_rowfmt_free(&fmt);
   if (d->order_desc) d->day--;
   else d->day++;
   readings_next(op);

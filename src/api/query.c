@@ -466,6 +466,21 @@ static size_t fmt_real_slow(double v, char *out) {
   return len;
 }
 
+static const char digits2[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* the eight decimal digits of v < 10^8 */
+static inline void put8(char *p, uint32_t v) {
+  uint32_t a = v / 10000, b = v % 10000;
+  uint32_t a1 = a / 100, a2 = a % 100, b1 = b / 100, b2 = b % 100;
+  memcpy(p, digits2 + 2 * a1, 2);
+  memcpy(p + 2, digits2 + 2 * a2, 2);
+  memcpy(p + 4, digits2 + 2 * b1, 2);
+  memcpy(p + 6, digits2 + 2 * b2, 2);
+}
+
 size_t api_fmt_real(double v, char out[40]) {
   static const uint64_t p10[] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
                                  100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
@@ -513,11 +528,11 @@ size_t api_fmt_real(double v, char out[40]) {
   return fmt_real_slow(v, out);
 digits:;
   char d[17];
-  uint64_t qq = (uint64_t)q;
-  for (int i = 16; i >= 0; i--) {
-    d[i] = (char)('0' + qq % 10);
-    qq /= 10;
-  }
+  uint64_t qq = (uint64_t)q; /* 17 digits: one, then two independent runs of eight (two digits per step) */
+  uint64_t hi = qq / 100000000;
+  put8(d + 9, (uint32_t)(qq - hi * 100000000));
+  d[0] = (char)('0' + hi / 100000000);
+  put8(d + 1, (uint32_t)(hi % 100000000));
   int nd = 17;
   while (nd > 1 && d[nd - 1] == '0') nd--;
   char *p = out;
@@ -571,8 +586,19 @@ static bool dump_via_jansson(sl_buf_t *b, json_t *j) {
 
 bool api_json_str(sl_buf_t *b, const char *s, size_t n) {
   const unsigned char *u = (const unsigned char *)s;
-  for (size_t i = 0; i < n; i++)
-    if (u[i] < 0x20 || u[i] >= 0x7f || u[i] == '"' || u[i] == '\\') return dump_via_jansson(b, json_stringn(s, n));
+  /* controls, DEL and non-ASCII, '"', '\\': left to jansson (a false alarm would only cost time) */
+  uint64_t bad = 0;
+  size_t i = 0;
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  for (; i + 8 <= n; i += 8) { /* eight bytes at a time: any byte >= 0x80, < 0x20, == 0x7f, '"' or '\\' */
+    uint64_t w;
+    memcpy(&w, u + i, 8);
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\'), del = w ^ (ones * 0x7f);
+    bad |= (w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | ((del - ones) & ~del)) & high;
+  }
+  for (; i < n; i++)
+    bad |= (uint64_t)((unsigned)u[i] - 0x20u >= 0x5fu) | (uint64_t)(u[i] == '"') | (uint64_t)(u[i] == '\\');
+  if (bad) return dump_via_jansson(b, json_stringn(s, n));
   uint8_t *p = sl_buf_extend(b, n + 2);
   p[0] = '"';
   if (n) memcpy(p + 1, s, n);
@@ -597,6 +623,15 @@ void api_json_real(sl_buf_t *b, double v) {
   size_t n = api_fmt_real(v, tmp);
   if (n) sl_buf_put(b, tmp, n);
   else dump_via_jansson(b, json_real(v)); /* not reached: snprintf of a double fits */
+}
+
+/* A string of digits, '-', ':', '.', 'T', 'Z' (formatted times and dates): nothing to escape. */
+static bool put_plain_str(sl_buf_t *b, const char *s, size_t n) {
+  uint8_t *p = sl_buf_extend(b, n + 2);
+  p[0] = '"';
+  memcpy(p + 1, s, n);
+  p[n + 1] = '"';
+  return true;
 }
 
 /* One cell as api_cell_json would dump it; false when api_cell_json would give NULL (the member is left out). */
@@ -631,8 +666,14 @@ static bool cell_write(sl_buf_t *b, const sl_cql_type_t *t, sl_slice_t c) {
         sl_buf_put(b, "null", 4);
         return true;
       }
-      api_format_time((int64_t)sl_load_be64(c.ptr), buf);
-      return api_json_str(b, buf, strlen(buf));
+      return put_plain_str(b, buf, api_format_time((int64_t)sl_load_be64(c.ptr), buf));
+    case CQL_TYPE_DATE:
+      if (c.len != 4) {
+        sl_buf_put(b, "null", 4);
+        return true;
+      }
+      api_format_day((int64_t)sl_load_be32(c.ptr) - (INT64_C(1) << 31), buf);
+      return put_plain_str(b, buf, strlen(buf));
     case CQL_TYPE_VARCHAR:
     case CQL_TYPE_ASCII:
       if (!api_json_str(b, (const char *)c.ptr, c.len)) sl_buf_put(b, "null", 4);
@@ -649,27 +690,88 @@ bool api_result_names_unique(const sl_cql_result_t *res) {
   return true;
 }
 
-void api_row_write(sl_buf_t *b, const sl_cql_result_t *res, size_t row, const bool *keep, bool names_unique) {
-  size_t n = sl_cql_result_column_count(res);
-  if (!names_unique) { /* jansson keeps the last value in the first place: let it */
-    dump_via_jansson(b, api_row_json(res, row, keep));
+void api_rowfmt_init(api_rowfmt_t *f, const sl_cql_result_t *res, const bool *keep) {
+  f->res = res;
+  f->n = sl_cql_result_column_count(res);
+  f->fallback = f->n > API_MAX_COLS || !api_result_names_unique(res);
+  f->keep = keep;
+  sl_buf_init(&f->keys);
+  if (f->fallback) return;
+  for (size_t c = 0; c < f->n; c++) {
+    f->koff[c] = (uint32_t)f->keys.len;
+    f->type[c] = sl_cql_result_column_type(res, c);
+    f->use[c] = false;
+    f->memo[c].outlen = 0;
+    f->memo[c].misses = 0;
+    if (keep && !keep[c]) continue;
+    const char *name = sl_cql_result_column_name(res, c);
+    sl_buf_put_u8(&f->keys, ',');
+    if (!api_json_str(&f->keys, name, strlen(name))) { /* a name jansson refuses: the member is left out */
+      f->keys.len = f->koff[c];
+      continue;
+    }
+    sl_buf_put_u8(&f->keys, ':');
+    f->use[c] = true;
+  }
+  f->koff[f->n] = (uint32_t)f->keys.len;
+}
+
+void api_rowfmt_free(api_rowfmt_t *f) { sl_buf_free(&f->keys); }
+
+static inline bool memo_same(const uint8_t *a, const uint8_t *b, size_t n) {
+  if (n == 8) { /* doubles, bigints, timestamps */
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    return x == y;
+  }
+  if (n == 4) {
+    uint32_t x, y;
+    memcpy(&x, a, 4);
+    memcpy(&y, b, 4);
+    return x == y;
+  }
+  return !memcmp(a, b, n);
+}
+
+void api_rowfmt_write(sl_buf_t *b, api_rowfmt_t *f, size_t row, int mark_col, size_t span[2]) {
+  if (f->fallback) { /* jansson keeps the last value of a repeated name in the first place: let it */
+    dump_via_jansson(b, api_row_json(f->res, row, f->keep));
     return;
   }
   sl_buf_put_u8(b, '{');
   bool first = true;
-  for (size_t c = 0; c < n; c++) {
-    if (keep && !keep[c]) continue;
+  for (size_t c = 0; c < f->n; c++) {
+    if (!f->use[c]) continue;
     size_t mark = b->len;
-    if (!first) sl_buf_put_u8(b, ',');
-    const char *name = sl_cql_result_column_name(res, c);
-    if (!api_json_str(b, name, strlen(name))) {
-      b->len = mark;
-      continue;
+    size_t skip = first ? 1 : 0; /* the key's leading comma */
+    sl_buf_put(b, f->keys.data + f->koff[c] + skip, f->koff[c + 1] - f->koff[c] - skip);
+    size_t vstart = b->len;
+    sl_slice_t cell = sl_cql_result_cell(f->res, row, c);
+    api_cellmemo_t *m = &f->memo[c];
+    if (m->outlen && cell.ptr && cell.len == m->rawlen && memo_same(m->raw, cell.ptr, cell.len)) {
+      sl_buf_put(b, m->out, m->outlen); /* cell_write is a function of the type and the bytes */
+      m->misses = 0;
+    } else {
+      if (!cell_write(b, f->type[c], cell)) {
+        b->len = mark;
+        continue;
+      }
+      size_t outlen = b->len - vstart;
+      if (m->misses < 4 && cell.ptr && cell.len <= API_MEMO_RAW && outlen > 0 && outlen <= API_MEMO_OUT) {
+        /* a column that keeps changing (a timestamp, a measurement) soon stops being remembered */
+        if (m->outlen) m->misses++;
+        m->rawlen = (uint8_t)cell.len;
+        if (cell.len) memcpy(m->raw, cell.ptr, cell.len);
+        memcpy(m->out, b->data + vstart, outlen);
+        m->outlen = (uint8_t)outlen;
+      } else {
+        m->outlen = 0;
+      }
     }
-    sl_buf_put_u8(b, ':');
-    if (!cell_write(b, sl_cql_result_column_type(res, c), sl_cql_result_cell(res, row, c))) {
-      b->len = mark;
-      continue;
+    if ((int)c == mark_col && span) {
+      span[0] = vstart;
+      span[1] = b->len;
     }
     first = false;
   }

@@ -113,6 +113,38 @@ static void send_text(h2o_req_t *req, int status, char *text, size_t len) {
   h2o_send_inline(req, text, len);
 }
 
+/* Buffers handed over with an answer, freed when h2o disposes the request (after the last byte is written). */
+typedef struct {
+  sl_buf_t bufs[OP_REPLY_MAX_IOV];
+  size_t n;
+} owned_bufs_t;
+
+static void owned_dispose(void *p) {
+  owned_bufs_t *o = p;
+  for (size_t i = 0; i < o->n; i++) sl_buf_free(&o->bufs[i]);
+}
+
+/* The answer as h2o_send_inline sends it (no content length, HEAD without a body), from iov[0..n) without copying
+ * the bytes: the buffers in owned[0..nowned) move into the request's pool. */
+static void send_iov(h2o_req_t *req, int status, h2o_iovec_t *iov, size_t n, sl_buf_t *owned, size_t nowned) {
+  static h2o_generator_t generator = {NULL, NULL};
+  owned_bufs_t *o = h2o_mem_alloc_shared(&req->pool, sizeof *o, owned_dispose);
+  o->n = 0;
+  for (size_t i = 0; i < nowned && i < OP_REPLY_MAX_IOV; i++) {
+    o->bufs[o->n++] = owned[i];
+    sl_buf_init(&owned[i]);
+  }
+  req->res.status = status;
+  req->res.reason = reason_of(status);
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+  h2o_start_response(req, &generator);
+  if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+  else
+    h2o_send(req, iov, n, H2O_SEND_STATE_FINAL);
+}
+
 static void send_json(h2o_req_t *req, int status, json_t *body) {
   char *text = json_dumps(body, JSON_COMPACT);
   json_decref(body);
@@ -196,7 +228,7 @@ void op_reply_json(op_t *op, int status, json_t *body) {
   op_maybe_free(op);
 }
 
-void op_reply_buf(op_t *op, int status, sl_buf_t *body) {
+void op_reply_iov(op_t *op, int status, h2o_iovec_t *iov, size_t n, sl_buf_t *owned, size_t nowned) {
   if (!op->done) {
     op->done = true;
     if (op->req) {
@@ -205,12 +237,19 @@ void op_reply_buf(op_t *op, int status, sl_buf_t *body) {
       if (op->guard) op->guard->op = NULL;
       op->guard = NULL;
       op->req = NULL;
-      if (body) sl_buf_reserve(body, 1);
-      send_text(req, status, body ? (char *)body->data : NULL, body ? body->len : 0);
+      if (iov) send_iov(req, status, iov, n, owned, nowned);
+      else send_text(req, status, NULL, 0);
     }
   }
-  if (body) sl_buf_free(body);
+  for (size_t i = 0; i < nowned; i++) sl_buf_free(&owned[i]);
   op_maybe_free(op);
+}
+
+void op_reply_buf(op_t *op, int status, sl_buf_t *body) {
+  if (!body) return op_reply_iov(op, status, NULL, 0, NULL, 0);
+  sl_buf_put_u8(body, '\n');
+  h2o_iovec_t iov = h2o_iovec_init(body->data, body->len);
+  op_reply_iov(op, status, &iov, 1, body, 1);
 }
 
 void op_error(op_t *op, int status, const char *code, const char *fmt, ...) {
@@ -340,7 +379,30 @@ int api_parse_time(const char *s, int64_t *ms) {
   return 0;
 }
 
+static void put_digits(char *p, int v, int n);
+
+/* days since 1970-01-01 (0 <= days) to the proleptic Gregorian date, as gmtime_r gives it */
+static void civil_from_days(int64_t days, int *y, int *m, int *d) {
+  int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = (int)(yoe + era * 400) + (*m <= 2);
+}
+
 void api_format_day(int64_t day, char out[16]) {
+  if (day >= 0 && day < INT64_C(2932897)) { /* 1970 to 9999 */
+    int y, m, d;
+    civil_from_days(day, &y, &m, &d);
+    put_digits(out, y, 4);
+    out[4] = '-';
+    put_digits(out + 5, m, 2);
+    out[7] = '-';
+    put_digits(out + 8, d, 2);
+    out[10] = 0;
+    return;
+  }
   time_t t = (time_t)(day * 86400);
   struct tm tm;
   gmtime_r(&t, &tm);
@@ -354,15 +416,12 @@ static void put_digits(char *p, int v, int n) {
   }
 }
 
-void api_format_time(int64_t ms, char out[32]) {
+size_t api_format_time(int64_t ms, char out[32]) {
   if (ms >= 0 && ms < INT64_C(253402300800000)) { /* 1970 to 9999: the civil date by arithmetic, as gmtime_r gives it */
     int64_t sec = ms / 1000, days = sec / 86400;
     int sod = (int)(sec % 86400);
-    int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    int y = (int)(yoe + era * 400) + (m <= 2);
+    int y, m, d;
+    civil_from_days(days, &y, &m, &d);
     put_digits(out, y, 4);
     out[4] = '-';
     put_digits(out + 5, m, 2);
@@ -378,7 +437,7 @@ void api_format_time(int64_t ms, char out[32]) {
     put_digits(out + 20, (int)(ms % 1000), 3);
     out[23] = 'Z';
     out[24] = 0;
-    return;
+    return 24;
   }
   int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
   int frac = (int)(ms - sec * 1000);
@@ -386,10 +445,11 @@ void api_format_time(int64_t ms, char out[32]) {
   struct tm tm;
   if (!gmtime_r(&t, &tm)) {
     snprintf(out, 32, "%lld", (long long)ms);
-    return;
+    return strlen(out);
   }
   snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100,
            tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100, (frac % 1000 + 1000) % 1000);
+  return strlen(out);
 }
 
 /* -------------------------------------------------------------------------------------------------- routing */

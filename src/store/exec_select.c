@@ -719,8 +719,23 @@ static void write_rows(sl_exec_t *x, const sl_colspec_t *cols, size_t ncols, sl_
   cql_write_int(x->out, CQL_RESULT_ROWS);
   sl_exec_write_metadata(x->out, flags, cols, ncols, paging);
   cql_write_int(x->out, (int32_t)nrows);
+  /* the cells as cql_write_bytes writes them, into room reserved once */
+  size_t total = 0;
   for (size_t r = 0; r < nrows; r++)
-    for (size_t c = 0; c < ncols; c++) cql_write_bytes(x->out, rows[r][c].ptr, rows[r][c].len);
+    for (size_t c = 0; c < ncols; c++) total += 4 + (rows[r][c].ptr ? rows[r][c].len : 0);
+  uint8_t *p = sl_buf_extend(x->out, total);
+  for (size_t r = 0; r < nrows; r++)
+    for (size_t c = 0; c < ncols; c++) {
+      const sl_slice_t *v = &rows[r][c];
+      if (!v->ptr) {
+        sl_store_be32(p, UINT32_MAX); /* null: [int] -1 */
+        p += 4;
+        continue;
+      }
+      sl_store_be32(p, (uint32_t)v->len);
+      if (v->len) memcpy(p + 4, v->ptr, v->len);
+      p += 4 + v->len;
+    }
 }
 
 int sl_exec_select(sl_exec_t *x, const cql_stmt_t *s) {

@@ -248,7 +248,17 @@ void sl_kv_batch_free(sl_kv_batch_t *b) {
   free(b);
 }
 
+/* RocksDB counts every step of an iteration in its thread-local perf context unless told not to (the default level
+ * is kEnableCount); nothing here reads those counters. The level is per thread: set once on each. */
+static void perf_counters_off(void) {
+  static _Thread_local bool off;
+  if (off) return;
+  rocksdb_set_perf_level(1); /* rocksdb::PerfLevel::kDisable */
+  off = true;
+}
+
 sl_kv_iter_t *sl_kv_iter_new(sl_kv_t *kv, const void *lower, size_t llen, const void *upper, size_t ulen) {
+  perf_counters_off();
   sl_kv_iter_t *it = calloc(1, sizeof *it);
   if (!it) abort();
   it->ropts = rocksdb_readoptions_create();

@@ -419,12 +419,24 @@ typedef struct {
   sl_rows_elem_t **elems, **static_elems;
   size_t *nelems, *capelems, *static_nelems;
   int64_t *ctomb;
+  int16_t idmap[256]; /* column id (< 256) -> index of a regular or static column, -1: none */
 } scan_t;
 
 static int col_index_by_id(const sl_table_t *t, uint16_t id) {
   for (size_t i = t->npk + t->nck; i < t->ncols; i++)
     if (t->cols[i].id == id) return (int)i;
   return -1;
+}
+
+static void idmap_init(scan_t *s) {
+  for (size_t i = 0; i < 256; i++) s->idmap[i] = -1;
+  for (size_t i = s->t->ncols; i-- > s->t->npk + s->t->nck;) /* backwards: the first of a repeated id wins */
+    if (s->t->cols[i].id < 256 && i <= INT16_MAX) s->idmap[s->t->cols[i].id] = (int16_t)i;
+}
+
+/* col_index_by_id through the scan's map */
+static inline int scan_col(const scan_t *s, uint16_t id) {
+  return id < 256 ? s->idmap[id] : col_index_by_id(s->t, id);
 }
 
 /* Is the clustering encoding rk (a full row's) inside the range? */
@@ -646,7 +658,7 @@ static int load_header(scan_t *s) {
 
 /* A live element of a multi-cell column (the path and value already live in the arena). */
 static void apply_element(scan_t *s, uint16_t col, const packed_ent_t *e, const cell_t *c) {
-  int ci = col_index_by_id(s->t, col);
+  int ci = scan_col(s, col);
   if (ci < 0 || !s->mc || !s->mc[ci]) return;
   if (c->ts <= s->part_tombstone || c->ts <= s->row_rt || c->ts <= s->row_tombstone || c->ts <= s->ctomb[ci]) return;
   if (c->flags & CELL_TOMBSTONE) return;
@@ -667,7 +679,7 @@ static void apply_element(scan_t *s, uint16_t col, const packed_ent_t *e, const 
 static void apply_cell(scan_t *s, uint16_t col, const cell_t *c, bool owned) {
   if (c->ts <= s->part_tombstone || c->ts <= s->row_rt || c->ts <= s->row_tombstone) return;
   if ((c->flags & CELL_TOMBSTONE) && s->mc) { /* a collection tombstone */
-    int ci = col_index_by_id(s->t, col);
+    int ci = scan_col(s, col);
     if (ci >= 0 && s->mc[ci] && c->ts > s->ctomb[ci]) s->ctomb[ci] = c->ts;
   }
   if (c->flags & CELL_TOMBSTONE) return;
@@ -677,7 +689,7 @@ static void apply_cell(scan_t *s, uint16_t col, const cell_t *c, bool owned) {
     s->row_live = true;
     return;
   }
-  int ci = col_index_by_id(s->t, col);
+  int ci = scan_col(s, col);
   if (ci < 0) return; /* a dropped column */
   if (s->ts[ci] != INT64_MIN && s->ts[ci] > c->ts) return; /* an unpacked cell and a packed one: the newer */
   s->vals[ci].ptr = owned ? c->v : sl_arena_memdup(s->a, c->v, c->len ? c->len : 1);
@@ -800,6 +812,7 @@ int sl_rows_scan(sl_kv_t *kv, const sl_table_t *t, const uint8_t *lower, size_t 
       mc[i] = true;
     }
   s.mc = mc;
+  idmap_init(&s);
   sl_kv_iter_t *it = sl_kv_iter_new(kv, lower, llen, upper, ulen);
   int rc = 0;
   for (; sl_kv_iter_valid(it) && rc == 0; sl_kv_iter_next(it)) {
