@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cql/types.h" /* the CQL text forms of dates and uuids, shared with the store and client */
+
 static void trim(const char **s, size_t *len) {
   while (*len && isspace((unsigned char)**s)) (*s)++, (*len)--;
   while (*len && isspace((unsigned char)(*s)[*len - 1])) (*len)--;
@@ -99,20 +101,7 @@ int sl_coerce_parse_uuid(const char *s, size_t len, uint8_t out[16]) {
   return n == 16 ? 0 : -EINVAL;
 }
 
-void sl_coerce_format_uuid(const uint8_t u[16], char out[37]) {
-  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
-           u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's civil algorithm). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
+void sl_coerce_format_uuid(const uint8_t u[16], char out[37]) { sl_cql_format_uuid(u, out); }
 
 static int digits(const char *s, size_t len, size_t *pos, int n, int *out) {
   int v = 0;
@@ -164,7 +153,7 @@ int sl_coerce_iso8601(const char *s, size_t len, int64_t *ms) {
     }
   }
   if (p != len) return -EINVAL;
-  int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+  int64_t days = sl_cql_days_from_civil(y, (unsigned)mo, (unsigned)d);
   *ms = ((days * 24 + h) * 60 + mi - offset_min) * 60000 + (int64_t)sec * 1000 + frac_ms;
   return 0;
 }
