@@ -41,7 +41,8 @@
       x0 = Math.min(x0, p.longitude); x1 = Math.max(x1, p.longitude);
       y0 = Math.min(y0, p.latitude); y1 = Math.max(y1, p.latitude);
     }
-    const pad = 24, w = cv.width - 2 * pad, h = cv.height - 2 * pad;
+    /* room on the right for the device labels drawn beside each point */
+    const pad = 24, labelRoom = 90, w = cv.width - pad - labelRoom, h = cv.height - 2 * pad;
     const sx = (x) => pad + (x1 > x0 ? ((x - x0) / (x1 - x0)) * w : w / 2);
     const sy = (y) => cv.height - pad - (y1 > y0 ? ((y - y0) / (y1 - y0)) * h : h / 2);
     for (const p of pts) {
@@ -158,7 +159,9 @@
       pipeHist.t.push(t); pipeHist.consumed.push(rate); pipeHist.lag.push(sum("lag")); pipeHist.dead.push(sum("dead_lettered"));
       if (pipeHist.t.length > 300) for (const k in pipeHist) pipeHist[k].shift();
       const data = [pipeHist.t, pipeHist.consumed, pipeHist.lag, pipeHist.dead];
-      if (!pipeChart) {
+      if (pipeHist.t.length < 2) {
+        /* one sample has no time span: uPlot would stretch the axis over years; wait for the second */
+      } else if (!pipeChart) {
         pipeChart = new uPlot({ title: "throughput (records/s), lag, dead letters", width: Math.min(900, window.innerWidth - 80), height: 220,
           series: [{}, { label: "records/s", stroke: "#2a6fdb" }, { label: "lag", stroke: "#d80" }, { label: "dead letters", stroke: "#d33" }],
           scales: { x: { time: true } } }, data, $("pipe-chart"));
