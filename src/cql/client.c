@@ -1541,6 +1541,14 @@ static void schedule_host_reconnect(host_t *h) {
   h->backoff_ms = h->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : h->backoff_ms * 2;
 }
 
+/* Whether any host still has a pool connection open or opening (the initial connect fails when none has). */
+static bool any_pool_connection(const sl_cql_client_t *c) {
+  for (size_t i = 0; i < c->nhosts; i++)
+    for (int j = 0; j < c->hosts[i]->npool; j++)
+      if (c->hosts[i]->pool[j]) return true;
+  return false;
+}
+
 static void on_pool_conn_lost(conn_t *cn) {
   host_t *h = cn->h;
   sl_cql_client_t *c = cn->c;
@@ -1551,11 +1559,7 @@ static void on_pool_conn_lost(conn_t *cn) {
   h->failures++;
   if (!c->connected && !c->connect_failed) {
     /* initial connect: fail once no local host can come up */
-    bool any_pending = false;
-    for (size_t i = 0; i < c->nhosts; i++)
-      for (int j = 0; j < c->hosts[i]->npool; j++)
-        if (c->hosts[i]->pool[j]) any_pending = true;
-    if (!any_pending) {
+    if (!any_pool_connection(c)) {
       sl_cql_error_t e;
       set_err(&e, SL_CQL_CLIENT_NO_HOST, "no host could be reached: %s", cn->why);
       connect_done(c, &e);
@@ -1710,11 +1714,7 @@ static void apply_topology(sl_cql_client_t *c, const sl_cql_result_t *local, con
   }
   update_up_cache(c);
   if (!c->connected && !c->connect_failed) {
-    bool any = false;
-    for (size_t i = 0; i < c->nhosts; i++)
-      for (int j = 0; j < c->hosts[i]->npool; j++)
-        if (c->hosts[i]->pool[j]) any = true;
-    if (!any) {
+    if (!any_pool_connection(c)) {
       sl_cql_error_t e;
       set_err(&e, SL_CQL_CLIENT_NO_HOST, "no usable host found in system.local/system.peers");
       connect_done(c, &e);
