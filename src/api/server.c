@@ -209,37 +209,36 @@ void op_maybe_free(op_t *op) {
   free(op);
 }
 
+/* Detaches the op from its HTTP request (counting the answer) so the response can be sent once; NULL when the
+ * client has already gone. */
+static h2o_req_t *take_request(op_t *op, int status) {
+  h2o_req_t *req = op->req;
+  if (!req) return NULL;
+  api_count(op->api, op->route, status, op->started_us);
+  if (op->guard) op->guard->op = NULL;
+  op->guard = NULL;
+  op->req = NULL;
+  return req;
+}
+
 void op_reply_json(op_t *op, int status, json_t *body) {
   if (op->done) {
     json_decref(body);
     return;
   }
   op->done = true;
-  if (op->req) {
-    api_count(op->api, op->route, status, op->started_us);
-    h2o_req_t *req = op->req;
-    if (op->guard) op->guard->op = NULL;
-    op->guard = NULL;
-    op->req = NULL;
-    send_json(req, status, body);
-  } else {
-    json_decref(body);
-  }
+  h2o_req_t *req = take_request(op, status);
+  if (req) send_json(req, status, body);
+  else json_decref(body);
   op_maybe_free(op);
 }
 
 void op_reply_iov(op_t *op, int status, h2o_iovec_t *iov, size_t n, sl_buf_t *owned, size_t nowned) {
   if (!op->done) {
     op->done = true;
-    if (op->req) {
-      api_count(op->api, op->route, status, op->started_us);
-      h2o_req_t *req = op->req;
-      if (op->guard) op->guard->op = NULL;
-      op->guard = NULL;
-      op->req = NULL;
-      if (iov) send_iov(req, status, iov, n, owned, nowned);
-      else send_text(req, status, NULL, 0);
-    }
+    h2o_req_t *req = take_request(op, status);
+    if (req && iov) send_iov(req, status, iov, n, owned, nowned);
+    else if (req) send_text(req, status, NULL, 0);
   }
   for (size_t i = 0; i < nowned; i++) sl_buf_free(&owned[i]);
   op_maybe_free(op);

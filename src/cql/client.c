@@ -308,6 +308,17 @@ static int parse_contact(const char *s, size_t len, contact_t *out) {
   return 0;
 }
 
+/* Frees the copies of the configuration and the client itself (the last step of both teardown paths). */
+static void free_config(sl_cql_client_t *c) {
+  free(c->contacts);
+  free(c->contact_str);
+  free(c->username);
+  free(c->password);
+  free(c->local_dc);
+  free(c->keyspace);
+  free(c);
+}
+
 int sl_cql_client_create(uv_loop_t *loop, const sl_cql_client_config_t *cfg, sl_cql_client_t **out) {
   *out = NULL;
   sl_cql_client_config_t d;
@@ -345,13 +356,7 @@ int sl_cql_client_create(uv_loop_t *loop, const sl_cql_client_config_t *cfg, sl_
     if (len) {
       contact_t ct;
       if (parse_contact(p, len, &ct) != 0) {
-        free(c->contacts);
-        free(c->contact_str);
-        free(c->username);
-        free(c->password);
-        free(c->local_dc);
-        free(c->keyspace);
-        free(c);
+        free_config(c);
         return -EINVAL;
       }
       contact_t *n = realloc(c->contacts, (c->ncontacts + 1) * sizeof *n);
@@ -2415,13 +2420,7 @@ static void client_free(sl_cql_client_t *c) {
   free(c->repl);
   for (size_t i = 0; i < c->nprepared; i++) sl_cql_prepared_release(c->prepared[i]);
   free(c->prepared);
-  free(c->contacts);
-  free(c->contact_str);
-  free(c->username);
-  free(c->password);
-  free(c->local_dc);
-  free(c->keyspace);
-  free(c);
+  free_config(c);
 }
 
 static void maybe_finish_close(sl_cql_client_t *c) {
