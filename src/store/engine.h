@@ -42,4 +42,9 @@ void sl_engine_close(sl_engine_t *e);
 void sl_engine_execute(sl_engine_t *e, sl_session_t *s, uint8_t opcode, const uint8_t *body, size_t len,
                        sl_exec_result_t *res);
 
+/* Group commit around several sl_engine_execute calls (see sl_kv_group_begin): the writes of the group become
+ * durable at sl_engine_group_end, which returns 0, or -EIO when none of the group's results may be sent. */
+void sl_engine_group_begin(sl_engine_t *e);
+int sl_engine_group_end(sl_engine_t *e);
+
 #endif

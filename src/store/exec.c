@@ -1490,3 +1490,6 @@ void sl_engine_execute(sl_engine_t *e, sl_session_t *sess, uint8_t opcode, const
   }
   sl_arena_free(&a);
 }
+
+void sl_engine_group_begin(sl_engine_t *e) { sl_kv_group_begin(e->kv); }
+int sl_engine_group_end(sl_engine_t *e) { return sl_kv_group_end(e->kv); }

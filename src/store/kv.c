@@ -13,7 +13,9 @@
 struct sl_kv {
   rocksdb_t *db;
   rocksdb_options_t *opts;
-  rocksdb_writeoptions_t *wopts;
+  rocksdb_writeoptions_t *wopts;        /* fsyncs the WAL when the store is configured to */
+  rocksdb_writeoptions_t *wopts_nosync; /* inside a group commit */
+  bool sync, in_group, group_dirty;
   rocksdb_readoptions_t *ropts;
   rocksdb_mergeoperator_t *merge;
   rocksdb_compactionfilter_t *filter;
@@ -122,6 +124,21 @@ int sl_kv_open_policy(const char *dir, bool sync, const sl_kv_policy_t *policy, 
   sl_kv_t *kv = calloc(1, sizeof *kv);
   if (!kv) return -ENOMEM;
   kv->opts = rocksdb_options_create();
+  if (policy && policy->insert_hint_prefix) { /* only settable through the options string in the C API */
+    char spec[96], *e = NULL;
+    snprintf(spec, sizeof spec, "memtable_insert_with_hint_prefix_extractor=rocksdb.CappedPrefix.%zu",
+             policy->insert_hint_prefix);
+    rocksdb_options_t *hinted = rocksdb_options_create();
+    rocksdb_get_options_from_string(kv->opts, spec, hinted, &e);
+    if (e) {
+      SL_WARN("store", "memtable insert hints not available: %s", e);
+      rocksdb_free(e);
+      rocksdb_options_destroy(hinted);
+    } else {
+      rocksdb_options_destroy(kv->opts);
+      kv->opts = hinted;
+    }
+  }
   if (policy && policy->wins) {
     kv->merge = rocksdb_mergeoperator_create((void *)policy, no_destroy, full_merge, partial_merge, merge_free,
                                              merge_name);
@@ -165,6 +182,8 @@ int sl_kv_open_policy(const char *dir, bool sync, const sl_kv_policy_t *policy, 
   }
   kv->wopts = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(kv->wopts, sync);
+  kv->wopts_nosync = rocksdb_writeoptions_create();
+  kv->sync = sync;
   kv->ropts = rocksdb_readoptions_create();
   *out = kv;
   return 0;
@@ -174,6 +193,7 @@ void sl_kv_close(sl_kv_t *kv) {
   if (!kv) return;
   rocksdb_close(kv->db);
   rocksdb_writeoptions_destroy(kv->wopts);
+  rocksdb_writeoptions_destroy(kv->wopts_nosync);
   rocksdb_readoptions_destroy(kv->ropts);
   rocksdb_options_destroy(kv->opts);
   rocksdb_block_based_options_destroy(kv->bbto);
@@ -233,9 +253,29 @@ size_t sl_kv_batch_count(const sl_kv_batch_t *b) { return (size_t)rocksdb_writeb
 
 int sl_kv_batch_commit(sl_kv_t *kv, sl_kv_batch_t *b) {
   char *e = NULL;
-  rocksdb_write(kv->db, kv->wopts, b->wb, &e);
+  if (kv->in_group) kv->group_dirty = true;
+  rocksdb_write(kv->db, kv->in_group ? kv->wopts_nosync : kv->wopts, b->wb, &e);
   if (e) {
     SL_ERROR("store", "rocksdb write failed: %s", e);
+    rocksdb_free(e);
+    return -EIO;
+  }
+  return 0;
+}
+
+void sl_kv_group_begin(sl_kv_t *kv) {
+  kv->in_group = kv->sync;
+  kv->group_dirty = false;
+}
+
+int sl_kv_group_end(sl_kv_t *kv) {
+  bool dirty = kv->group_dirty;
+  kv->in_group = kv->group_dirty = false;
+  if (!dirty) return 0;
+  char *e = NULL;
+  rocksdb_flush_wal(kv->db, 1 /* sync */, &e); /* without manual WAL flush, this is an fsync of the live WAL */
+  if (e) {
+    SL_ERROR("store", "rocksdb WAL sync failed: %s", e);
     rocksdb_free(e);
     return -EIO;
   }

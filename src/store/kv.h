@@ -27,6 +27,9 @@ typedef struct {
    * to leave the key to wins(). */
   bool (*merge)(const uint8_t *key, size_t klen, const uint8_t *existing, size_t elen, const char *const *ops,
                 const size_t *oplens, int n, sl_buf_t *out);
+  /* Optional: keys sharing this many leading bytes tend to be written one after another (a partition's rows);
+   * the memtable keeps an insert position per such prefix, so the next insert starts there, not at the top. */
+  size_t insert_hint_prefix;
 } sl_kv_policy_t;
 
 /* Opens (creating) the database in dir. On failure returns -EIO and writes RocksDB's message into err. */
@@ -49,6 +52,12 @@ void sl_kv_batch_delete_range(sl_kv_batch_t *b, const void *from, size_t flen, c
 size_t sl_kv_batch_count(const sl_kv_batch_t *b);
 /* Applies atomically; returns 0 or -EIO (message logged). */
 int sl_kv_batch_commit(sl_kv_t *kv, sl_kv_batch_t *b);
+
+/* Group commit. Between begin and end, commits are applied (and visible to reads) without waiting for the WAL
+ * fsync; end makes all of them durable with one fsync. Returns 0, or -EIO when the fsync failed and none of the
+ * group's writes may be acknowledged. Without `sync` both are no-ops. */
+void sl_kv_group_begin(sl_kv_t *kv);
+int sl_kv_group_end(sl_kv_t *kv);
 void sl_kv_batch_free(sl_kv_batch_t *b);
 
 /* An iterator over [lower, upper) (upper NULL = unbounded); the bounds are copied. */

@@ -298,7 +298,9 @@ static bool policy_purge(const uint8_t *key, size_t klen, const uint8_t *val, si
   return c.expiry + gc_grace_of(sl_load_be32(key + 1)) <= now_s;
 }
 
-const sl_kv_policy_t sl_rows_policy = {.wins = policy_wins, .purge = policy_purge, .merge = policy_merge};
+/* 'D' | table id | token: the rows of one partition are usually written in sequence (a device's readings). */
+const sl_kv_policy_t sl_rows_policy = {
+    .wins = policy_wins, .purge = policy_purge, .merge = policy_merge, .insert_hint_prefix = 1 + 4 + 8};
 
 static int write_cmp(const sl_cell_write_t *a, const sl_cell_write_t *b) {
   packed_ent_t x = {.col = a->col_id, .has_path = a->path != NULL, .path = a->path, .pathlen = (uint16_t)a->pathlen};

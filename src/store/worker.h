@@ -5,7 +5,8 @@
  *   sl_worker_submit(job) --queue--->   sl_engine_execute(job)
  *   done_cb(job)  <--uv_async_send---   (done queue)
  *
- * Jobs are FIFO, so a connection's requests complete in the order it sent them. */
+ * Jobs are FIFO, so a connection's requests complete in the order it sent them. Writes are group-committed: the
+ * executor runs the jobs queued behind each other, fsyncs the WAL once, then delivers the group (worker.c). */
 #ifndef SL_STORE_WORKER_H
 #define SL_STORE_WORKER_H
 #include <stddef.h>
