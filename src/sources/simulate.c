@@ -44,7 +44,7 @@ const sl_config_field_t sl_simulate_config_fields[] = {
 };
 const size_t sl_simulate_config_field_count = sizeof sl_simulate_config_fields / sizeof sl_simulate_config_fields[0];
 
-enum { MAX_PROFILES = 3, DRAIN_TIMEOUT_MS = 10000 };
+enum { MAX_PROFILES = 3, DRAIN_TIMEOUT_MS = 10000, CONNECT_TIMEOUT_MS = 10000 };
 
 struct sl_simulate {
   uv_loop_t *loop;
@@ -56,6 +56,9 @@ struct sl_simulate {
   sl_kafka_uv_t *events;
   uv_timer_t pace, progress;
   uv_idle_t idle;
+  uv_work_t connect; /* the connect check (thread pool): the producer must outlive it */
+  bool connecting;
+  rd_kafka_resp_err_t connect_err;
   int open_handles;
   double rate; /* 0: unpaced */
   int64_t started_ms, drain_deadline_ms;
@@ -142,7 +145,7 @@ static void on_destroyed(void *arg) {
 }
 
 static void finish(sl_simulate_t *s) {
-  if (s->finished_called) return;
+  if (s->finished_called || s->connecting) return; /* connecting: the drain timer calls again */
   s->finished_called = true;
   uv_timer_stop(&s->pace);
   uv_timer_stop(&s->progress);
@@ -273,6 +276,34 @@ static void on_progress(uv_timer_t *t) {
   if (s->draining && sl_monotonic_ms() >= s->drain_deadline_ms) finish(s);
 }
 
+/* The readings clock starts once the brokers answer a metadata request for the first topic (which also creates it
+ * when the brokers auto-create topics): readings timed before the producer can send would only queue up and reach
+ * the brokers late, in a burst. Runs on the thread pool because rd_kafka_metadata blocks. */
+static void connect_check(uv_work_t *w) {
+  sl_simulate_t *s = w->data;
+  const struct rd_kafka_metadata *md = NULL;
+  s->connect_err = rd_kafka_metadata(s->rk, 0, s->topics[0], &md, CONNECT_TIMEOUT_MS);
+  if (md) rd_kafka_metadata_destroy(md);
+}
+
+static void begin_producing(sl_simulate_t *s) {
+  s->started_ms = s->last_progress_ms = sl_monotonic_ms();
+  if (s->rate > 0)
+    uv_timer_start(&s->pace, on_pace, 0, 10);
+  else
+    uv_idle_start(&s->idle, on_idle);
+}
+
+static void connect_done(uv_work_t *w, int status) {
+  sl_simulate_t *s = w->data;
+  s->connecting = false;
+  if (s->draining) return; /* stopped meanwhile: the drain timer finishes */
+  if (status != 0 || s->connect_err)
+    SL_WARN("simulate", "brokers %s did not answer (%s): producing anyway, readings wait in the producer's queue",
+            s->cfg->brokers, status != 0 ? uv_strerror(status) : rd_kafka_err2str(s->connect_err));
+  begin_producing(s);
+}
+
 int sl_simulate_start(uv_loop_t *loop, const sl_simulate_config_t *cfg, void (*finished)(void *arg, int status),
                       void *arg, sl_simulate_t **out) {
   char err[512];
@@ -366,10 +397,9 @@ int sl_simulate_start(uv_loop_t *loop, const sl_simulate_config_t *cfg, void (*f
   s->pace.data = s->progress.data = s->idle.data = s;
   s->open_handles = 3;
   s->started_ms = s->last_progress_ms = sl_monotonic_ms();
-  if (rate > 0)
-    uv_timer_start(&s->pace, on_pace, 0, 10);
-  else
-    uv_idle_start(&s->idle, on_idle);
+  s->connect.data = s;
+  s->connecting = uv_queue_work(loop, &s->connect, connect_check, connect_done) == 0;
+  if (!s->connecting) begin_producing(s);
   if (cfg->progress_ms > 0) uv_timer_start(&s->progress, on_progress, (uint64_t)cfg->progress_ms,
                                            (uint64_t)cfg->progress_ms);
   SL_INFO("simulate", "producing %s to %s at %s (count %lld, duration %lld ms; 0 = no limit)", cfg->profile,

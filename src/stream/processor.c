@@ -3,7 +3,8 @@
  * Life of the role:
  *
  *   start ──sl_cql_client_connect──> CONNECTING ──on_connected──> SETUP (per pipeline: CREATE KEYSPACE,
- *   CREATE TABLE, PREPARE INSERT; setup_next) ──all prepared──> RUNNING (consumers subscribed, ready file)
+ *   CREATE TABLE, PREPARE INSERT; setup_next) ──all prepared──> RUNNING (consumers subscribed; the ready file once
+ *   every pipeline has its first assignment: maybe_ready)
  *   RUNNING ──sl_stream_stop──> DRAINING (no new records; in-flight rows finish; check_drained)
  *   DRAINING ──inflight 0 or deadline──> CLOSING (final commit, rd_kafka_consumer_close_queue, close_step)
  *   CLOSING ──consumers closed──> destroy consumers and producer off-loop, close the CQL client, free (finish)
@@ -43,7 +44,7 @@ const sl_config_field_t sl_stream_config_fields[] = {
     F("stream.cql_username", SL_CONFIG_STRING, cql_username, "", 0, 0, "CQL user (PasswordAuthenticator)"),
     F("stream.cql_password", SL_CONFIG_STRING, cql_password, "", 0, 0, "CQL password"),
     F("stream.pipelines", SL_CONFIG_STRING, pipelines, "", 0, 0, "pipeline YAML files, comma-separated"),
-    F("stream.ready_file", SL_CONFIG_STRING, ready_file, "", 0, 0, "written once every pipeline is consuming"),
+    F("stream.ready_file", SL_CONFIG_STRING, ready_file, "", 0, 0, "written once every pipeline has its partitions"),
     F("stream.batch_rows", SL_CONFIG_INT, batch_rows, "64", 1, 10000, "rows per CQL batch"),
     F("stream.max_inflight_rows", SL_CONFIG_INT, max_inflight_rows, "20000", 1, 10000000,
       "unacknowledged records before consumption pauses"),
@@ -107,6 +108,7 @@ struct pipe_rt {
   part_t *parts;
   uint64_t consumed, written, dead_lettered, filtered, inflight;
   int setup_step;
+  bool assigned; /* has had a first assignment from its group (possibly empty) */
   bool closed, destroyed;
 };
 
@@ -486,6 +488,17 @@ static void handle_message(pipe_rt_t *pl, rd_kafka_message_t *m) {
   }
 }
 
+static void write_ready(sl_stream_t *s);
+
+/* Ready once every pipeline's consumer has been given its partitions: before that, records would wait. */
+static void maybe_ready(sl_stream_t *s) {
+  if (s->ready || s->state != ST_RUNNING) return;
+  for (size_t i = 0; i < s->ndefs; i++)
+    if (!s->pls[i].assigned) return;
+  SL_INFO("stream", "%zu pipeline(s) consuming from %s, writing to %s", s->ndefs, s->cfg->brokers, s->cfg->cql);
+  write_ready(s);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
   pipe_rt_t *pl = opaque;
@@ -504,6 +517,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
     SL_INFO("stream", "pipeline %s: assigned %d partition(s)", pl->def->name, parts->cnt);
     rd_kafka_assign(rk, parts);
+    pl->assigned = true;
+    maybe_ready(pl->s);
     return;
   }
   /* revoke (or an error): commit what is acknowledged, abandon the rest (see the header comment) */
@@ -684,8 +699,8 @@ static void setup_next(sl_stream_t *s) {
       }
     }
     s->state = ST_RUNNING;
-    SL_INFO("stream", "%zu pipeline(s) consuming from %s, writing to %s", s->ndefs, s->cfg->brokers, s->cfg->cql);
-    write_ready(s);
+    SL_INFO("stream", "%zu pipeline(s) subscribed, waiting for their partitions", s->ndefs);
+    maybe_ready(s); /* a rebalance may have run while starting */
     return;
   }
   pipe_rt_t *pl = &s->pls[s->setup_pl];
