@@ -3,7 +3,7 @@
  *   server.c   the role: config, h2o setup on libuv, routing, responses, request life (op_t), shutdown
  *   query.c    CQL on behalf of a request: prepared-statement cache, binding, typed JSON cells, schema cache
  *   devices.c  device endpoints over the bucketed time-series tables ((device_id, day), ts)
- *   tables.c   generic table endpoints; pipelines.c pipeline status and dead letters
+ *   tables.c   generic table endpoints, pipeline status and dead letters
  *   live.c     Server-Sent Events; ops.c /metrics, /health, /ready, /openapi.json
  *
  * A request's life: on_req (server.c) routes to a handler, which either answers at once or creates an op_t and
@@ -11,9 +11,9 @@
  * request's pool, whose guard sets op->req to NULL; the op then just frees itself when its last query returns.
  *
  * Tables the stream processor is expected to write (the interface this API reads; absent tables mean "unknown"):
- *   sluice_meta.pipeline_status (pipeline text PRIMARY KEY, topics text, keyspace_name text, table_name text,
- *       dead_letter_topic text, state text, consumed bigint, written bigint, dead_lettered bigint,
- *       filtered bigint, inflight bigint, lag bigint, updated timestamp)
+ *   sluice_meta.pipeline_processors (pipeline text, processor text, topics text, keyspace_name text,
+ *       table_name text, dead_letter_topic text, state text, consumed bigint, written bigint, dead_lettered bigint,
+ *       filtered bigint, inflight bigint, lag bigint, updated timestamp, PRIMARY KEY ((pipeline), processor))
  *   sluice_meta.pipeline_lag (pipeline text, topic text, partition int, committed bigint, high_watermark bigint,
  *       lag bigint, updated timestamp, PRIMARY KEY ((pipeline), topic, partition))
  *   sluice_meta.dead_letters (pipeline text, ts timestamp, topic text, partition int, offset bigint, field text,

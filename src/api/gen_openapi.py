@@ -62,7 +62,9 @@ paths = {
          p("from", "query", "range on the first clustering column (timestamp), inclusive; needs the key"),
          p("to", "query", "range end, exclusive"), FIELDS, LIMIT, CURSOR], ok("rows", "Rows")),
     "/api/v1/pipelines": get("Pipeline status and counters (consumed, written, dead-lettered, filtered, lag per partition)",
-        [], ok("pipelines"), "Read from sluice_meta.pipeline_status and sluice_meta.pipeline_lag, written by the stream processor."),
+        [], ok("pipelines"), "Read from sluice_meta.pipeline_processors and sluice_meta.pipeline_lag, written by the stream processors. "
+        "Each pipeline lists its processors (one row per `sluice stream` process, state running, stopped or "
+        "unresponsive); its counters are the sum over the running ones, or the last one's when none runs."),
     "/api/v1/pipelines/{name}/dead-letters": get("A pipeline's dead-letter records with their reasons, newest first",
         [p("name", "path", "pipeline"), LIMIT], ok("dead letters")),
     "/api/v1/live/devices/{id}": get("Server-Sent Events: new readings of one device", [ID, TABLE],

@@ -236,28 +236,107 @@ static void on_lag(op_t *op, const sl_cql_result_t *res, const sl_cql_error_t *e
   op_reply_json(op, 200, out);
 }
 
+/* Processors refresh their row at least every 30 s: one not refreshed for this long is taken to be gone. */
+#define PROCESSOR_STALE_MS 90000
+static const char *const counters[] = {"consumed", "written", "dead_lettered", "filtered", "inflight", "lag"};
+enum { N_COUNTERS = sizeof counters / sizeof counters[0] };
+
+static int64_t cell_timestamp(const sl_cql_result_t *res, size_t row, const char *col) {
+  for (size_t c = 0; c < sl_cql_result_column_count(res); c++) {
+    if (strcmp(sl_cql_result_column_name(res, c), col) != 0) continue;
+    sl_slice_t v = sl_cql_result_cell(res, row, c);
+    if (!v.ptr || v.len != 8) return INT64_MIN;
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++) x = x << 8 | v.ptr[i];
+    return (int64_t)x;
+  }
+  return INT64_MIN;
+}
+
+/* One pipeline's view over its processors' rows: while any processor runs, the counters are the sum over the
+ * running ones (each counts what it consumed since it started) and the state is "running"; otherwise they are
+ * those of the processor seen last. A "running" row not refreshed within PROCESSOR_STALE_MS reads "unresponsive". */
+static void summarize_pipeline(json_t *p, const int64_t *updated, size_t n) {
+  json_t *procs = json_object_get(p, "processors");
+  size_t latest = 0, running = 0;
+  json_int_t sum[N_COUNTERS] = {0};
+  bool known[N_COUNTERS] = {false};
+  for (size_t i = 0; i < n; i++) {
+    json_t *row = json_array_get(procs, i);
+    if (updated[i] > updated[latest]) latest = i;
+    const char *state = json_string_value(json_object_get(row, "state"));
+    if (!state || strcmp(state, "running") != 0) continue;
+    running++;
+    for (size_t c = 0; c < N_COUNTERS; c++) {
+      json_t *v = json_object_get(row, counters[c]);
+      if (json_is_integer(v)) sum[c] += json_integer_value(v), known[c] = true;
+    }
+  }
+  json_t *last = json_array_get(procs, latest);
+  json_object_set(p, "updated", json_object_get(last, "updated"));
+  json_object_set_new(p, "processors_running", json_integer((json_int_t)running));
+  if (running) {
+    json_object_set_new(p, "state", json_string("running"));
+    for (size_t c = 0; c < N_COUNTERS; c++)
+      json_object_set_new(p, counters[c], known[c] ? json_integer(sum[c]) : json_null());
+  } else {
+    json_object_set(p, "state", json_object_get(last, "state"));
+    for (size_t c = 0; c < N_COUNTERS; c++) json_object_set(p, counters[c], json_object_get(last, counters[c]));
+  }
+}
+
 static void on_status(op_t *op, const sl_cql_result_t *res, const sl_cql_error_t *err) {
   tab_op_t *d = (tab_op_t *)op;
   if (err && missing_table(err))
     return op_reply_json(op, 200, json_pack("{s:[],s:s,s:s}", "pipelines", "source", "none", "note",
-                                            "no pipeline has published its status (sluice_meta.pipeline_status)"));
+                                            "no pipeline has published its status (sluice_meta.pipeline_processors)"));
   if (err) return op_cql_error(op, err);
   json_t *pipes = json_array();
-  for (size_t r = 0; r < sl_cql_result_row_count(res); r++) {
-    json_t *row = api_row_json(res, r, NULL);
-    json_object_set(row, "name", json_object_get(row, "pipeline"));
-    json_object_del(row, "pipeline");
-    json_object_set_new(row, "partitions", json_array());
-    json_array_append_new(pipes, row);
+  size_t nrows = sl_cql_result_row_count(res);
+  int64_t *updated = calloc(nrows ? nrows : 1, sizeof *updated);
+  if (!updated) abort();
+  int64_t now = sl_wall_ms();
+  /* rows come partition by partition, so a pipeline's processors are consecutive */
+  json_t *cur = NULL;
+  size_t first = 0;
+  for (size_t r = 0; r <= nrows; r++) {
+    json_t *row = r < nrows ? api_row_json(res, r, NULL) : NULL;
+    const char *name = row ? json_string_value(json_object_get(row, "pipeline")) : NULL;
+    if (cur && (!row || !name || strcmp(json_string_value(json_object_get(cur, "name")), name) != 0)) {
+      summarize_pipeline(cur, updated + first, r - first);
+      cur = NULL;
+    }
+    if (!row) break;
+    if (!name) {
+      json_decref(row);
+      continue;
+    }
+    if (!cur) {
+      cur = json_pack("{s:O,s:O,s:O,s:O,s:O,s:[],s:[]}", "name", json_object_get(row, "pipeline"), "topics",
+                      json_object_get(row, "topics"), "keyspace_name", json_object_get(row, "keyspace_name"),
+                      "table_name", json_object_get(row, "table_name"), "dead_letter_topic",
+                      json_object_get(row, "dead_letter_topic"), "processors", "partitions");
+      json_array_append_new(pipes, cur);
+      first = r;
+    }
+    updated[r] = cell_timestamp(res, r, "updated");
+    const char *state = json_string_value(json_object_get(row, "state"));
+    if (state && !strcmp(state, "running") && (updated[r] == INT64_MIN || now - updated[r] > PROCESSOR_STALE_MS))
+      json_object_set_new(row, "state", json_string("unresponsive"));
+    static const char *const per_pipeline[] = {"pipeline", "topics", "keyspace_name", "table_name",
+                                               "dead_letter_topic"};
+    for (size_t k = 0; k < sizeof per_pipeline / sizeof per_pipeline[0]; k++) json_object_del(row, per_pipeline[k]);
+    json_array_append_new(json_object_get(cur, "processors"), row);
   }
-  d->out = json_pack("{s:o,s:s}", "pipelines", pipes, "source", "sluice_meta.pipeline_status");
+  free(updated);
+  d->out = json_pack("{s:o,s:s}", "pipelines", pipes, "source", "sluice_meta.pipeline_processors");
   api_query(op, "SELECT * FROM sluice_meta.pipeline_lag", NULL, 0, 10000, NULL, 0, on_lag);
 }
 
 void api_pipelines(sl_api_t *api, h2o_req_t *req) {
   tab_op_t *d = (tab_op_t *)op_new(api, req, R_PIPELINES, sizeof(tab_op_t), tab_free);
   if (!d) return api_reply_error(api, req, R_PIPELINES, 503, "overloaded", "out of memory");
-  api_query(&d->base, "SELECT * FROM sluice_meta.pipeline_status", NULL, 0, 10000, NULL, 0, on_status);
+  api_query(&d->base, "SELECT * FROM sluice_meta.pipeline_processors", NULL, 0, 10000, NULL, 0, on_status);
 }
 
 static void on_dlq(op_t *op, const sl_cql_result_t *res, const sl_cql_error_t *err) {

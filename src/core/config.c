@@ -44,7 +44,8 @@ static int parse_int(const char *v, int64_t *out) {
 static int assign(const sl_config_field_t *f, void *target, const char *value, char *err, size_t errlen) {
   char *base = (char *)target + f->offset;
   switch (f->type) {
-    case SL_CONFIG_STRING: {
+    case SL_CONFIG_STRING:
+    case SL_CONFIG_DOCUMENT: {
       char **slot = (char **)base;
       char *copy = strdup(value);
       if (!copy) return -ENOMEM;
@@ -86,8 +87,9 @@ int sl_config_defaults(const sl_config_section_t *sections, size_t n) {
     for (size_t i = 0; i < sections[s].count; i++) {
       const sl_config_field_t *f = &sections[s].fields[i];
       /* the target may be uninitialised: never free what a string slot holds before its first assignment */
-      if (f->type == SL_CONFIG_STRING) *(char **)((char *)sections[s].target + f->offset) = NULL;
-      if (f->type == SL_CONFIG_STRING && !f->default_value) continue;
+      bool is_string = f->type == SL_CONFIG_STRING || f->type == SL_CONFIG_DOCUMENT;
+      if (is_string) *(char **)((char *)sections[s].target + f->offset) = NULL;
+      if (is_string && !f->default_value) continue;
       if (assign(f, sections[s].target, f->default_value, err, sizeof err) != 0) return -EINVAL;
     }
   }
@@ -142,6 +144,30 @@ int sl_config_load_yaml(const sl_config_section_t *sections, size_t n, const cha
       break;
     }
     yaml_event_type_t type = ev.type;
+    if (!expecting_key && depth == 1 &&
+        (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT || type == YAML_SCALAR_EVENT)) {
+      void *target;
+      const sl_config_field_t *f = find_field(sections, n, pending_key, &target);
+      if (f && f->type == SL_CONFIG_DOCUMENT) { /* the role parses this value itself: skip it */
+        int open = type == YAML_SCALAR_EVENT ? 0 : 1;
+        yaml_event_delete(&ev);
+        while (open > 0 && rc == 0) {
+          if (!yaml_parser_parse(&parser, &ev)) {
+            snprintf(err, errlen, "%s:%zu: %s", path, parser.problem_mark.line + 1,
+                     parser.problem ? parser.problem : "YAML syntax error");
+            rc = -EINVAL;
+            break;
+          }
+          if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) open++;
+          else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) open--;
+          yaml_event_delete(&ev);
+        }
+        if (rc == 0) rc = assign(f, target, path, err, errlen);
+        if (rc != 0) break;
+        expecting_key = true;
+        continue;
+      }
+    }
     if (type == YAML_MAPPING_START_EVENT) {
       if (depth > 0) {
         if (depth >= 15 || strlen(prefix) + strlen(pending_key) + 2 > sizeof prefix) {
@@ -201,7 +227,7 @@ void sl_config_free(const sl_config_section_t *sections, size_t n) {
   for (size_t s = 0; s < n; s++) {
     for (size_t i = 0; i < sections[s].count; i++) {
       const sl_config_field_t *f = &sections[s].fields[i];
-      if (f->type != SL_CONFIG_STRING) continue;
+      if (f->type != SL_CONFIG_STRING && f->type != SL_CONFIG_DOCUMENT) continue;
       char **slot = (char **)((char *)sections[s].target + f->offset);
       free(*slot);
       *slot = NULL;

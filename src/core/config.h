@@ -12,6 +12,10 @@ typedef enum {
   SL_CONFIG_STRING, /* char * (owned by the target; free with sl_config_free) */
   SL_CONFIG_INT,    /* int64_t */
   SL_CONFIG_BOOL,   /* bool */
+  /* A top-level key of the YAML file whose value (a list or mapping of any shape) its role parses itself: the
+   * loader skips the value and stores the file's path (char *, like a string); `--set key=FILE` names another
+   * file holding such a key. E.g. the stream processor's `pipelines:` list. */
+  SL_CONFIG_DOCUMENT,
 } sl_config_type_t;
 
 typedef struct {

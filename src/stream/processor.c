@@ -44,6 +44,8 @@ const sl_config_field_t sl_stream_config_fields[] = {
     F("stream.cql_username", SL_CONFIG_STRING, cql_username, "", 0, 0, "CQL user (PasswordAuthenticator)"),
     F("stream.cql_password", SL_CONFIG_STRING, cql_password, "", 0, 0, "CQL password"),
     F("stream.pipelines", SL_CONFIG_STRING, pipelines, "", 0, 0, "pipeline YAML files, comma-separated"),
+    F("pipelines", SL_CONFIG_DOCUMENT, pipelines_doc, NULL, 0, 0,
+      "pipelines declared in the --config file, as a top-level `pipelines:` list like examples/*.yaml"),
     F("stream.ready_file", SL_CONFIG_STRING, ready_file, "", 0, 0, "written once every pipeline has its partitions"),
     F("stream.batch_rows", SL_CONFIG_INT, batch_rows, "64", 1, 10000, "rows per CQL batch"),
     F("stream.max_inflight_rows", SL_CONFIG_INT, max_inflight_rows, "20000", 1, 10000000,
@@ -797,7 +799,7 @@ static void on_status(uv_timer_t *t) {
   s->last_written = st.written;
 }
 
-/* The snapshot status.c publishes (sluice_meta.pipeline_status / pipeline_lag). */
+/* The snapshot status.c publishes (sluice_meta.pipeline_processors / pipeline_lag). */
 static size_t status_snapshot(void *arg, size_t i, sl_status_pipe_t *out, sl_status_part_t *parts, size_t cap) {
   sl_stream_t *s = arg;
   pipe_rt_t *pl = &s->pls[i];
@@ -925,6 +927,34 @@ static int add_pipelines(const char *text, size_t len, const char *origin, sl_pi
   return 0;
 }
 
+static int read_file(const char *path, sl_buf_t *text) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -errno;
+  char chunk[4096];
+  size_t got;
+  while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) sl_buf_put(text, chunk, got);
+  int rc = ferror(f) ? -EIO : 0;
+  fclose(f);
+  return rc;
+}
+
+/* Appends the pipelines of the --config file's `pipelines:` list, then those of the --pipelines files. */
+static int add_configured(const sl_stream_config_t *cfg, sl_pipeline_t **defs, size_t *n) {
+  char list[4096];
+  snprintf(list, sizeof list, "%s%s%s", cfg->pipelines_doc ? cfg->pipelines_doc : "",
+           cfg->pipelines_doc && cfg->pipelines && cfg->pipelines[0] ? "," : "", cfg->pipelines ? cfg->pipelines : "");
+  for (char *save = NULL, *path = strtok_r(list, ",", &save); path; path = strtok_r(NULL, ",", &save)) {
+    sl_buf_t text;
+    sl_buf_init(&text);
+    int rc = read_file(path, &text);
+    if (rc != 0) SL_ERROR("stream", "cannot read pipeline file %s: %s", path, strerror(-rc));
+    else rc = add_pipelines((const char *)text.data, text.len, path, defs, n);
+    sl_buf_free(&text);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
 int sl_stream_start_texts(uv_loop_t *loop, const sl_stream_config_t *cfg, const char *const *texts, size_t count,
                           sl_stream_t **out) {
   sl_pipeline_t *defs = NULL;
@@ -937,6 +967,11 @@ int sl_stream_start_texts(uv_loop_t *loop, const sl_stream_config_t *cfg, const 
       return -EINVAL;
     }
   }
+  int rc = add_configured(cfg, &defs, &n);
+  if (rc != 0) {
+    sl_pipelines_free(defs, n);
+    return rc;
+  }
   if (n == 0) {
     SL_ERROR("stream", "no pipelines");
     return -EINVAL;
@@ -947,30 +982,14 @@ int sl_stream_start_texts(uv_loop_t *loop, const sl_stream_config_t *cfg, const 
 int sl_stream_start(uv_loop_t *loop, const sl_stream_config_t *cfg, sl_stream_t **out) {
   sl_pipeline_t *defs = NULL;
   size_t n = 0;
-  char list[4096];
-  snprintf(list, sizeof list, "%s", cfg->pipelines);
-  for (char *save = NULL, *path = strtok_r(list, ",", &save); path; path = strtok_r(NULL, ",", &save)) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-      SL_ERROR("stream", "cannot open pipeline file %s: %s", path, strerror(errno));
-      sl_pipelines_free(defs, n);
-      return -errno;
-    }
-    sl_buf_t text;
-    sl_buf_init(&text);
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) sl_buf_put(&text, chunk, got);
-    fclose(f);
-    int rc = add_pipelines((const char *)text.data, text.len, path, &defs, &n);
-    sl_buf_free(&text);
-    if (rc) {
-      sl_pipelines_free(defs, n);
-      return rc;
-    }
+  int rc = add_configured(cfg, &defs, &n);
+  if (rc != 0) {
+    sl_pipelines_free(defs, n);
+    return rc;
   }
   if (n == 0) {
-    SL_ERROR("stream", "no pipelines: give pipeline files with --pipelines FILE[,FILE] (see examples/)");
+    SL_ERROR("stream", "no pipelines: declare them under `pipelines:` in the --config file, or give pipeline files "
+                       "with --pipelines FILE[,FILE] (see examples/)");
     return -EINVAL;
   }
   return start_common(loop, cfg, defs, n, out);

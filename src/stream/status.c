@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -30,9 +31,10 @@ enum {
 static const char *const setup_cql[] = {
     "CREATE KEYSPACE IF NOT EXISTS sluice_meta WITH replication = {'class': 'SimpleStrategy', "
     "'replication_factor': 1}",
-    "CREATE TABLE IF NOT EXISTS sluice_meta.pipeline_status (pipeline text PRIMARY KEY, topics text, "
+    "CREATE TABLE IF NOT EXISTS sluice_meta.pipeline_processors (pipeline text, processor text, topics text, "
     "keyspace_name text, table_name text, dead_letter_topic text, state text, consumed bigint, written bigint, "
-    "dead_lettered bigint, filtered bigint, inflight bigint, lag bigint, updated timestamp)",
+    "dead_lettered bigint, filtered bigint, inflight bigint, lag bigint, updated timestamp, "
+    "PRIMARY KEY ((pipeline), processor)) WITH default_time_to_live = 86400",
     "CREATE TABLE IF NOT EXISTS sluice_meta.pipeline_lag (pipeline text, topic text, partition int, "
     "committed bigint, high_watermark bigint, lag bigint, updated timestamp, "
     "PRIMARY KEY ((pipeline), topic, partition))",
@@ -43,8 +45,9 @@ static const char *const setup_cql[] = {
 };
 enum { N_DDL = sizeof setup_cql / sizeof setup_cql[0] };
 static const char *const prepare_cql[] = {
-    "INSERT INTO sluice_meta.pipeline_status (pipeline, topics, keyspace_name, table_name, dead_letter_topic, state, "
-    "consumed, written, dead_lettered, filtered, inflight, lag, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO sluice_meta.pipeline_processors (pipeline, processor, topics, keyspace_name, table_name, "
+    "dead_letter_topic, state, consumed, written, dead_lettered, filtered, inflight, lag, updated) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "INSERT INTO sluice_meta.pipeline_lag (pipeline, topic, partition, committed, high_watermark, lag, updated) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)",
     "INSERT INTO sluice_meta.dead_letters (pipeline, ts, topic, partition, offset, field, value, reason, payload) "
@@ -72,6 +75,7 @@ typedef struct {
 
 struct sl_status {
   uv_loop_t *loop;
+  char processor[320]; /* this process, "host:pid": the key of its pipeline_processors rows */
   sl_cql_client_t *cql;
   size_t npipes;
   sl_status_snapshot_fn snapshot;
@@ -310,18 +314,19 @@ static void publish(sl_status_t *st, bool force) {
         o += (size_t)snprintf(topics + o, sizeof topics - o, "%s%s", t ? "," : "", p.topics[t]);
       sl_cql_statement_t *s = sl_cql_statement_new_prepared(st->prep[P_STATUS]);
       bind_str(s, 0, p.name);
-      bind_str(s, 1, topics);
-      bind_str(s, 2, p.keyspace);
-      bind_str(s, 3, p.table);
-      bind_str(s, 4, p.dead_letter);
-      bind_str(s, 5, state);
-      sl_cql_statement_bind_int64(s, 6, (int64_t)p.consumed);
-      sl_cql_statement_bind_int64(s, 7, (int64_t)p.written);
-      sl_cql_statement_bind_int64(s, 8, (int64_t)p.dead_lettered);
-      sl_cql_statement_bind_int64(s, 9, (int64_t)p.filtered);
-      sl_cql_statement_bind_int64(s, 10, (int64_t)p.inflight);
-      bind_opt64(s, 11, p.lag);
-      sl_cql_statement_bind_timestamp(s, 12, wall);
+      bind_str(s, 1, st->processor);
+      bind_str(s, 2, topics);
+      bind_str(s, 3, p.keyspace);
+      bind_str(s, 4, p.table);
+      bind_str(s, 5, p.dead_letter);
+      bind_str(s, 6, state);
+      sl_cql_statement_bind_int64(s, 7, (int64_t)p.consumed);
+      sl_cql_statement_bind_int64(s, 8, (int64_t)p.written);
+      sl_cql_statement_bind_int64(s, 9, (int64_t)p.dead_lettered);
+      sl_cql_statement_bind_int64(s, 10, (int64_t)p.filtered);
+      sl_cql_statement_bind_int64(s, 11, (int64_t)p.inflight);
+      bind_opt64(s, 12, p.lag);
+      sl_cql_statement_bind_timestamp(s, 13, wall);
       lp->valid = true;
       lp->busy = true;
       lp->consumed = p.consumed;
@@ -410,6 +415,10 @@ sl_status_t *sl_status_new(uv_loop_t *loop, sl_cql_client_t *cql, size_t npipes,
   sl_status_t *st = calloc(1, sizeof *st);
   if (!st) abort();
   st->loop = loop;
+  char host[256];
+  if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");
+  host[sizeof host - 1] = 0;
+  snprintf(st->processor, sizeof st->processor, "%s:%ld", host, (long)getpid());
   st->cql = cql;
   st->npipes = npipes;
   st->snapshot = snapshot;

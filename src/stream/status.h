@@ -1,8 +1,11 @@
-/* Pipeline status published to the store for the REST API (src/api/api_internal.h, "sluice_meta"): the stream
- * processor's counters and lag, one row per pipeline and per partition, refreshed every second when they change,
- * and one row per dead letter (kept 7 days: the table's default_time_to_live).
+/* Pipeline status published to the store for the REST API (src/api/api_internal.h, "sluice_meta"): each stream
+ * processor's counters and lag, one row per pipeline and processor and one per partition, refreshed every second
+ * when they change (and every 30 s regardless, so `updated` shows the processor is alive), and one row per dead
+ * letter (kept 7 days: the table's default_time_to_live).
  *
- *   sluice_meta.pipeline_status  (pipeline) -> topics, keyspace, table, dead-letter topic, state, counters, lag
+ *   sluice_meta.pipeline_processors ((pipeline), processor "host:pid") -> topics, keyspace, table, dead-letter
+ *                                topic, state, this processor's counters and lag (rows expire a day after their
+ *                                last update, so processors that are gone drop out)
  *   sluice_meta.pipeline_lag     ((pipeline), topic, partition) -> committed, high watermark, lag
  *   sluice_meta.dead_letters     ((pipeline), ts DESC, topic, partition, offset) -> field, value, reason, payload
  *

@@ -16,7 +16,8 @@ typedef struct {
   char *cql;                 /* CQL contact points */
   char *cql_username, *cql_password;
   char *pipelines;           /* pipeline YAML files, comma-separated */
-  char *ready_file;          /* written with "ready\n" once every pipeline has its table and is subscribed */
+  char *pipelines_doc;       /* a YAML file with a top-level `pipelines:` list: the --config file itself */
+  char *ready_file;          /* written with "ready\n" once every pipeline has its table and its partitions */
   int64_t batch_rows;        /* rows per CQL batch */
   int64_t max_inflight_rows; /* consumption pauses above this many unacknowledged records */
   int64_t commit_interval_ms;
@@ -39,9 +40,10 @@ typedef struct {
   double latency_p50_ms, latency_p99_ms; /* record produce time (Kafka CreateTime) -> row acknowledged */
 } sl_stream_stats_t;
 
-/* Loads the pipelines from cfg->pipelines (files). Returns 0 or a negative error; logs why. */
+/* Loads the pipelines of cfg->pipelines_doc (the --config file's `pipelines:`) and cfg->pipelines (files).
+ * Returns 0 or a negative error; logs why. */
 int sl_stream_start(uv_loop_t *loop, const sl_stream_config_t *cfg, sl_stream_t **out);
-/* Same, with pipelines given as YAML texts (`sluice up` passes the compiled-in examples). */
+/* Same, with more pipelines given as YAML texts (`sluice up` passes the compiled-in examples). */
 int sl_stream_start_texts(uv_loop_t *loop, const sl_stream_config_t *cfg, const char *const *yaml_texts,
                           size_t count, sl_stream_t **out);
 /* Stops consuming, waits (bounded) for in-flight rows, commits what they cover, leaves the group, closes the

@@ -129,9 +129,10 @@ WEARABLE_DDL = """CREATE TABLE IF NOT EXISTS iot.wearable_readings (device_id te
   status text, charging boolean, error text, PRIMARY KEY ((device_id, day), ts)) WITH CLUSTERING ORDER BY (ts DESC)"""
 META_DDL = [
     "CREATE KEYSPACE IF NOT EXISTS sluice_meta WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
-    """CREATE TABLE IF NOT EXISTS sluice_meta.pipeline_status (pipeline text PRIMARY KEY, topics text,
+    """CREATE TABLE IF NOT EXISTS sluice_meta.pipeline_processors (pipeline text, processor text, topics text,
        keyspace_name text, table_name text, dead_letter_topic text, state text, consumed bigint, written bigint,
-       dead_lettered bigint, filtered bigint, inflight bigint, lag bigint, updated timestamp)""",
+       dead_lettered bigint, filtered bigint, inflight bigint, lag bigint, updated timestamp,
+       PRIMARY KEY ((pipeline), processor))""",
     """CREATE TABLE IF NOT EXISTS sluice_meta.pipeline_lag (pipeline text, topic text, partition int,
        committed bigint, high_watermark bigint, lag bigint, updated timestamp,
        PRIMARY KEY ((pipeline), topic, partition))""",
@@ -142,6 +143,15 @@ META_DDL = [
 ]
 
 NOW_MS = int(time.time() * 1000)
+# sluice_meta.pipeline_processors rows: (pipeline, processor, state, (consumed, written, dead_lettered, filtered,
+# inflight, lag), age in ms). Two processors share vehicles; a third was killed 10 minutes ago (its row still says
+# running); wearables' only processor has stopped.
+PROCESSORS = [
+    ("vehicles", "host-a:101", "running", (1000, 990, 7, 3, 0, 12), 0),
+    ("vehicles", "host-b:202", "running", (500, 495, 2, 1, 2, 4), 1000),
+    ("vehicles", "host-c:303", "running", (9000, 9000, 0, 0, 0, 0), 600_000),
+    ("wearables", "host-a:101", "stopped", (50, 49, 1, 0, 0, 0), 60_000),
+]
 STEP_MS = 20_000
 # vehicle-0001 spans 30 hours (always two or three day partitions); the others the last 2 hours
 SPANS = {"vehicle-0001": 30 * 3600_000, "vehicle-0002": 2 * 3600_000, "vehicle-0003": 2 * 3600_000}
@@ -191,10 +201,15 @@ def load_data(session):
                           rnd.randint(0, 100), steps, steps * 0.7, round(rnd.uniform(35.5, 37.9), 1), "ok", False))
     execute_concurrent_with_args(session, wins, wrows, concurrency=64, raise_on_first_error=True)
     now = ms_to_dt(NOW_MS)
-    session.execute("INSERT INTO sluice_meta.pipeline_status (pipeline, topics, keyspace_name, table_name, "
-                    "dead_letter_topic, state, consumed, written, dead_lettered, filtered, inflight, lag, updated) "
-                    "VALUES ('vehicles', 'vehicles', 'iot', 'vehicle_readings', 'vehicles.dlq', 'running', "
-                    "1000, 990, 7, 3, 0, 12, %s)", (now,))
+    ins_proc = session.prepare(
+        "INSERT INTO sluice_meta.pipeline_processors (pipeline, processor, topics, keyspace_name, table_name, "
+        "dead_letter_topic, state, consumed, written, dead_lettered, filtered, inflight, lag, updated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    for pipeline, proc, state, counts, age_ms in PROCESSORS:
+        topic, ks, table = ("vehicles", "iot", "vehicle_readings") if pipeline == "vehicles" else \
+            ("wearables", "iot", "wearable_readings")
+        session.execute(ins_proc, (pipeline, proc, topic, ks, table, topic + ".dlq", state) + counts +
+                        (ms_to_dt(NOW_MS - age_ms),))
     for p, lag in ((0, 5), (1, 7)):
         session.execute("INSERT INTO sluice_meta.pipeline_lag (pipeline, topic, partition, committed, high_watermark, "
                         "lag, updated) VALUES ('vehicles', 'vehicles', %s, %s, %s, %s, %s)",

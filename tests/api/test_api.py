@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import NOW_MS, SPANS, WEARABLES, poll, day_of, ms_to_dt, start_api
+from conftest import NOW_MS, PROCESSORS, SPANS, WEARABLES, poll, day_of, ms_to_dt, start_api
 
 
 def iso(dt):
@@ -224,9 +224,24 @@ def test_typed_json(http, cql):
 
 def test_pipelines_and_dead_letters(http):
     body = http.json("/api/v1/pipelines")
-    p = body["pipelines"][0]
-    assert p["name"] == "vehicles" and p["consumed"] == p["written"] + p["dead_lettered"] + p["filtered"]
+    pipes = {p["name"]: p for p in body["pipelines"]}
+    assert set(pipes) == {"vehicles", "wearables"}
+    p = pipes["vehicles"]
+    # the running processors' counters add up; the one that stopped refreshing its row is shown, not counted
+    running = [c for pipe, _, _, c, age in PROCESSORS if pipe == "vehicles" and age < 90_000]
+    assert len(running) == 2
+    expect = [sum(c[i] for c in running) for i in range(6)]
+    assert [p[k] for k in ("consumed", "written", "dead_lettered", "filtered", "inflight", "lag")] == expect
+    assert p["consumed"] == p["written"] + p["dead_lettered"] + p["filtered"] + p["inflight"]
+    assert p["state"] == "running" and p["processors_running"] == 2
+    assert {x["processor"]: x["state"] for x in p["processors"]} == {
+        "host-a:101": "running", "host-b:202": "running", "host-c:303": "unresponsive"}
+    assert p["table_name"] == "vehicle_readings" and p["dead_letter_topic"] == "vehicles.dlq"
     assert [x["lag"] for x in p["partitions"]] == [5, 7]
+    # no processor runs: the last one's state and counters
+    w = pipes["wearables"]
+    assert w["state"] == "stopped" and w["processors_running"] == 0
+    assert (w["consumed"], w["written"], w["dead_lettered"]) == (50, 49, 1)
     dl = http.json("/api/v1/pipelines/vehicles/dead-letters?limit=5")
     assert dl["count"] == 5 and dl["dead_letters"][0]["reason"] == "expected a number"
     assert dl["dead_letters"][0]["ts"] > dl["dead_letters"][1]["ts"]
@@ -261,7 +276,7 @@ BAD = [
     ("/api/v1/tables/iot/vehicle_readings/rows?from=0", 400, "bad_parameter"),
     ("/api/v1/tables/iot/vehicle_readings/rows?cursor=!!", 400, "bad_cursor"),
     ("/api/v1/tables/iot/vehicle_readings/rows?speed=1", 400, "bad_parameter"),
-    ("/api/v1/live/tables/sluice_meta/pipeline_status", 400, "not_a_device_table"),
+    ("/api/v1/live/tables/sluice_meta/pipeline_processors", 400, "not_a_device_table"),
     ("/api/v1/nothing", 404, "not_found"),
     ("/api/v1/devices/%ZZ/latest", 400, "bad_path"),
     ("/api/v1/devices/vehicle-0001/readings?from=%ZZ", 400, None),

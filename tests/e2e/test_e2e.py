@@ -5,7 +5,7 @@ import uuid
 
 from confluent_kafka import Producer
 
-from conftest import (EXAMPLES, TIMEOUT, count_rows, read_topic, simulate, stream_proc, wait_until)
+from conftest import (EXAMPLES, TIMEOUT, Proc, count_rows, read_topic, simulate, stream_proc, wait_until)
 from helpers import expected_vehicles, stored_vehicles
 
 
@@ -116,9 +116,43 @@ def test_two_processors_share_partitions(tmp_path, broker, store, session):
     wait_until(lambda: count_rows(session, "iot.vehicle_readings") == n, TIMEOUT, msg="all rows written")
     wait_until(lambda: a.last_counts()["written"] + b.last_counts()["written"] == n, 20,
                msg=lambda: "counters %r %r" % (a.last_counts(), b.last_counts()))
+
+    # each processor publishes its own status row (they refresh every second): together they account for every row
+    def status_rows():
+        return list(session.execute("SELECT processor, state, written FROM sluice_meta.pipeline_processors "
+                                    "WHERE pipeline = 'vehicles'"))
+    wait_until(lambda: len(status_rows()) == 2 and sum(r.written for r in status_rows()) == n, 20,
+               msg=lambda: "status rows %r" % status_rows())
+    assert {r.state for r in status_rows()} == {"running"}
+    assert len({r.processor for r in status_rows()}) == 2
     a.stop()
     b.stop()
     ca, cb = a.last_counts(), b.last_counts()
     assert ca["written"] > 0 and cb["written"] > 0
     assert ca["written"] + cb["written"] == n  # together, each row once
     assert stored_vehicles(session) == expected_vehicles(read_topic(broker.bootstrap, "vehicles", n))
+
+
+def test_pipelines_declared_in_the_config_file(tmp_path, broker, store, session):
+    """`sluice stream --config FILE` runs the `pipelines:` list of that file, beside the processor's settings."""
+    n = 500
+    simulate(tmp_path, broker.bootstrap, "vehicles", n, devices=5, topic="cfg_vehicles")
+    example = open(os.path.join(EXAMPLES, "vehicles.yaml")).read()
+    pipeline = (example.replace("topics: [vehicles]", "topics: [cfg_vehicles]")
+                .replace("table: vehicle_readings", "table: from_config").replace("name: vehicles", "name: cfgv")
+                .replace("group: sluice-vehicles", "group: cfg-vehicles"))
+    assert "from_config" in pipeline and "cfg_vehicles" in pipeline
+    cfg = tmp_path / "sluice.yaml"
+    ready = tmp_path / "cfg.ready"
+    cfg.write_text("stream:\n  brokers: %s\n  cql: %s:%d\n  status_interval_ms: 200\n  ready_file: %s\n%s"
+                   % (broker.bootstrap, store.host, store.port, ready, pipeline))
+    sp = Proc(tmp_path, "stream-config", ["stream", "--config", str(cfg)], ready=str(ready)).start()
+    wait_until(lambda: count_rows(session, "iot.from_config") == n, TIMEOUT, msg="rows from the config's pipeline")
+    sp.stop()
+    assert sp.last_counts() == {"consumed": n, "written": n, "dead_lettered": 0, "filtered": 0, "inflight": 0}
+    # a setting the file does not know is still an error, pipelines or not
+    cfg.write_text(cfg.read_text() + "stream_typo: {x: 1}\n")
+    bad = Proc(tmp_path, "stream-config-bad", ["stream", "--config", str(cfg)])
+    bad.start(wait_ready=False)
+    assert bad.wait(TIMEOUT) != 0
+    assert "unknown setting 'stream_typo.x'" in bad.text()

@@ -82,18 +82,20 @@ typedef struct {
   char *name;
   int64_t count;
   bool flag;
+  char *doc;
 } demo_config_t;
 
 static const sl_config_field_t demo_fields[] = {
     {"demo.name", SL_CONFIG_STRING, offsetof(demo_config_t, name), "x", 0, 0, "a name"},
     {"demo.count", SL_CONFIG_INT, offsetof(demo_config_t, count), "5", 0, 1000000000, "a count"},
     {"demo.nested.flag", SL_CONFIG_BOOL, offsetof(demo_config_t, flag), "false", 0, 0, "a flag"},
+    {"things", SL_CONFIG_DOCUMENT, offsetof(demo_config_t, doc), NULL, 0, 0, "a list the role parses itself"},
 };
 
 static void test_config(void **state) {
   (void)state;
   demo_config_t cfg;
-  sl_config_section_t sec[] = {{demo_fields, 3, &cfg}};
+  sl_config_section_t sec[] = {{demo_fields, 4, &cfg}};
   assert_int_equal(sl_config_defaults(sec, 1), 0);
   assert_string_equal(cfg.name, "x");
   assert_int_equal(cfg.count, 5);
@@ -116,6 +118,24 @@ static void test_config(void **state) {
   assert_string_equal(cfg.name, "hello");
   assert_int_equal(cfg.count, 7000);
   assert_true(cfg.flag);
+  assert_null(cfg.doc); /* no `things:` in the file */
+
+  /* a document key: its value (any shape) is skipped and the file's path recorded; keys after it still apply */
+  fd = open(path, O_WRONLY | O_TRUNC);
+  const char *with_doc = "things:\n  - {a: 1, b: [x, y]}\n  - name: n\n    nested: {deep: [1, {k: v}]}\n"
+                         "demo:\n  count: 9\n";
+  assert_int_equal(write(fd, with_doc, strlen(with_doc)), (ssize_t)strlen(with_doc));
+  close(fd);
+  assert_int_equal(sl_config_load_yaml(sec, 1, path, err, sizeof err), 0);
+  assert_string_equal(cfg.doc, path);
+  assert_int_equal(cfg.count, 9);
+  assert_string_equal(cfg.name, "hello");
+  /* only at the top level: a nested key of the same name is an unknown setting */
+  fd = open(path, O_WRONLY | O_TRUNC);
+  const char *nested_doc = "demo:\n  things: [1, 2]\n";
+  assert_int_equal(write(fd, nested_doc, strlen(nested_doc)), (ssize_t)strlen(nested_doc));
+  close(fd);
+  assert_int_not_equal(sl_config_load_yaml(sec, 1, path, err, sizeof err), 0);
 
   fd = open(path, O_WRONLY | O_TRUNC);
   const char *bad = "demo:\n  colour: red\n";

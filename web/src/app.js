@@ -149,7 +149,8 @@
     try {
       const body = await getJSON("/api/v1/pipelines");
       $("pipes").tBodies[0].replaceChildren(...body.pipelines.map((p) => el("tr", {},
-        el("td", {}, p.name), el("td", {}, p.state || "?"), el("td", {}, p.consumed), el("td", {}, p.written),
+        el("td", {}, p.name), el("td", {}, (p.state || "?") + (p.processors_running > 1 ? " (" + p.processors_running + " processors)" : "")),
+        el("td", {}, p.consumed), el("td", {}, p.written),
         el("td", {}, p.dead_lettered), el("td", {}, p.filtered),
         el("td", {}, p.lag + (p.partitions.length ? " (" + p.partitions.map((x) => x.partition + ":" + x.lag).join(" ") + ")" : "")))));
       const sum = (f) => body.pipelines.reduce((a, p) => a + (p[f] || 0), 0);
