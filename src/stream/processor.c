@@ -96,6 +96,12 @@ struct batch {
   int64_t *produced_ms; /* Kafka timestamps, for the latency histogram */
   sl_value_t *vals;
   sl_buf_t text;
+  /* each row's record, key then value, so a row the store refuses is dead-lettered with its original payload */
+  sl_buf_t records;
+  struct record_span {
+    size_t at;
+    uint32_t keylen, valuelen;
+  } *spans;
   int attempts;
 };
 
@@ -228,9 +234,12 @@ static void on_commit_timer(uv_timer_t *t) {
 
 /* ------------------------------------------------------------------------------------------------ writes */
 static void flush_batch(batch_t *b);
+static batch_t *batch_of_row(const batch_t *b, size_t i);
 
 static void batch_free(batch_t *b) {
   sl_buf_free(&b->text);
+  sl_buf_free(&b->records);
+  free(b->spans);
   free(b->produced_ms);
   free(b->seqs);
   free(b->vals);
@@ -306,13 +315,24 @@ static void on_batch_done(const sl_cql_result_t *res, const sl_cql_error_t *err,
       if (!uv_is_active((uv_handle_t *)&s->retry_timer)) uv_timer_start(&s->retry_timer, on_retry, RETRY_MS, 0);
       return;
     }
-    /* the store refuses these rows for good: each goes to the dead-letter topic with the store's reason */
-    SL_WARN("stream", "pipeline %s: store rejected %zu rows: %s", pl->def->name, b->nrows, err->message);
+    if (b->nrows > 1) {
+      /* one bad row fails its whole batch: write the rows one by one, so only the bad ones are dead-lettered */
+      SL_WARN("stream", "pipeline %s: store rejected a batch of %zu rows (%s); writing them one by one",
+              pl->def->name, b->nrows, err->message);
+      for (size_t i = 0; i < b->nrows; i++) flush_batch(batch_of_row(b, i));
+      part_unref(b->part);
+      batch_free(b);
+      return;
+    }
+    /* the store refuses this row for good: it goes to the dead-letter topic with the store's reason */
+    SL_WARN("stream", "pipeline %s: store rejected a row: %s", pl->def->name, err->message);
     for (size_t i = 0; i < b->nrows; i++) {
       sl_map_error_t e = {"", "", ""};
       snprintf(e.reason, sizeof e.reason, "store rejected the row: %.200s", err->message);
       int64_t off = b->part->ring[b->seqs[i] % b->part->cap].offset;
-      dead_letter(pl, b->part, b->seqs[i], NULL, 0, NULL, 0, off, &e);
+      const struct record_span *r = &b->spans[i];
+      const uint8_t *key = b->records.data + r->at;
+      dead_letter(pl, b->part, b->seqs[i], r->keylen ? key : NULL, r->keylen, key + r->keylen, r->valuelen, off, &e);
       pl->inflight--, s->inflight--; /* dead_letter counted it again */
     }
     part_unref(b->part);
@@ -367,21 +387,48 @@ static void flush_batch(batch_t *b) {
   sl_cql_execute_batch(pl->s->cql, cb, on_batch_done, b);
 }
 
-static batch_t *batch_for(pipe_rt_t *pl, part_t *p) {
-  if (p->cur) return p->cur;
+static batch_t *batch_new(pipe_rt_t *pl, part_t *p, size_t cap) {
   batch_t *b = calloc(1, sizeof *b);
   if (!b) abort();
   b->pl = pl;
   b->part = p;
   p->refs++;
-  b->cap = (size_t)pl->s->cfg->batch_rows;
+  b->cap = cap;
   b->seqs = malloc(b->cap * sizeof *b->seqs);
   b->produced_ms = malloc(b->cap * sizeof *b->produced_ms);
   b->vals = malloc(b->cap * pl->def->ncols * sizeof *b->vals);
-  if (!b->seqs || !b->vals || !b->produced_ms) abort();
+  b->spans = malloc(b->cap * sizeof *b->spans);
+  if (!b->seqs || !b->vals || !b->produced_ms || !b->spans) abort();
   sl_buf_init(&b->text);
-  p->cur = b;
+  sl_buf_init(&b->records);
   return b;
+}
+
+static batch_t *batch_for(pipe_rt_t *pl, part_t *p) {
+  if (!p->cur) p->cur = batch_new(pl, p, (size_t)pl->s->cfg->batch_rows);
+  return p->cur;
+}
+
+/* Row i of b as a batch of its own (its text values and record copied). */
+static batch_t *batch_of_row(const batch_t *b, size_t i) {
+  const sl_pipeline_t *def = b->pl->def;
+  batch_t *one = batch_new(b->pl, b->part, 1);
+  one->seqs[0] = b->seqs[i];
+  one->produced_ms[0] = b->produced_ms[i];
+  for (size_t c = 0; c < def->ncols; c++) {
+    sl_value_t v = b->vals[i * def->ncols + c];
+    if (v.set && def->cols[c].type == SL_COL_TEXT) {
+      size_t at = one->text.len;
+      sl_buf_put(&one->text, b->text.data + v.v.s.off, v.v.s.len);
+      v.v.s.off = at;
+    }
+    one->vals[c] = v;
+  }
+  const struct record_span *r = &b->spans[i];
+  one->spans[0] = (struct record_span){0, r->keylen, r->valuelen};
+  sl_buf_put(&one->records, b->records.data + r->at, (size_t)r->keylen + r->valuelen);
+  one->nrows = 1;
+  return one;
 }
 
 static void flush_part(part_t *p) {
@@ -477,6 +524,9 @@ static void handle_message(pipe_rt_t *pl, rd_kafka_message_t *m) {
   if (rc == SL_MAP_ROW) {
     rd_kafka_timestamp_type_t tstype;
     b->produced_ms[b->nrows] = rd_kafka_message_timestamp(m, &tstype);
+    b->spans[b->nrows] = (struct record_span){b->records.len, (uint32_t)m->key_len, (uint32_t)m->len};
+    sl_buf_put(&b->records, m->key, m->key_len);
+    sl_buf_put(&b->records, m->payload, m->len);
     b->seqs[b->nrows++] = seq;
     if (b->nrows == b->cap) flush_part(p);
   } else if (rc == SL_MAP_FILTERED) {

@@ -156,3 +156,41 @@ def test_pipelines_declared_in_the_config_file(tmp_path, broker, store, session)
     bad.start(wait_ready=False)
     assert bad.wait(TIMEOUT) != 0
     assert "unknown setting 'stream_typo.x'" in bad.text()
+
+
+def test_rows_the_store_refuses_are_dead_lettered_with_their_record(tmp_path, broker, store, session):
+    """A row the store refuses for good fails its whole batch: the processor writes that batch's rows one by one,
+    so the good ones land and only the refused ones reach the dead-letter topic, with their original key and value."""
+    # the table exists already with `address ascii`: the store refuses non-ASCII addresses the pipeline maps as text
+    session.execute("CREATE KEYSPACE IF NOT EXISTS iot WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    session.execute("CREATE TABLE iot.vehicle_readings (device_id text, day date, ts timestamp, address ascii, "
+                    "mileage double, fuel_level double, speed double, longitude double, latitude double, "
+                    "PRIMARY KEY ((device_id, day), ts)) WITH CLUSTERING ORDER BY (ts DESC)")
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    refused = {}
+    n = 30
+    for i in range(n):
+        addr = "%d Place de l'H\u00f4tel de Ville" % i if i % 7 == 3 else "%d Rue de Rivoli" % i
+        value = json.dumps({"id": "vehicle-0001", "Adresse": addr, "Speed": 10 + i,
+                            "Timestamp": "2024-05-01T10:41:%02d.000Z" % i}).encode()
+        key = b"key-%d" % i
+        if i % 7 == 3:
+            refused[key] = value
+        p.produce("vehicles", value, key=key, partition=0)
+    assert p.flush(30) == 0
+    # one batch holds all the records: the refused ones must not take the others with them
+    sp = stream_proc(tmp_path, broker.bootstrap, store, [os.path.join(EXAMPLES, "vehicles.yaml")],
+                     sets={"stream.batch_rows": 64}).start()
+    dlq = read_topic(broker.bootstrap, "vehicles.dlq", len(refused))
+    assert {m.key(): m.value() for m in dlq} == refused
+    for m in dlq:
+        h = dict((k, v.decode()) for k, v in m.headers())
+        assert "store rejected the row" in h["reason"] and "ASCII" in h["reason"], h
+        assert h["pipeline"] == "vehicles" and h["topic"] == "vehicles" and int(h["offset"]) % 7 == 3
+    wait_until(lambda: count_rows(session, "iot.vehicle_readings") == n - len(refused), TIMEOUT, msg="good rows")
+    wait_until(lambda: sp.last_counts()["inflight"] == 0 and sp.last_counts()["consumed"] == n, 10, msg="counts")
+    sp.stop()
+    c = sp.last_counts()
+    assert (c["written"], c["dead_lettered"], c["filtered"]) == (n - len(refused), len(refused), 0)
+    assert "writing them one by one" in sp.text()
