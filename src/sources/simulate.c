@@ -26,6 +26,7 @@
   {key, type, offsetof(sl_simulate_config_t, field), def, min, max, help}
 const sl_config_field_t sl_simulate_config_fields[] = {
     F("simulate.brokers", SL_CONFIG_STRING, brokers, "127.0.0.1:9092", 0, 0, "Kafka bootstrap servers"),
+    SL_KAFKA_SETTINGS_FIELDS("simulate", sl_simulate_config_t, kafka),
     F("simulate.profile", SL_CONFIG_STRING, profile, "vehicles", 0, 0,
       "device profiles, comma-separated: vehicles, wearables, users"),
     F("simulate.topic", SL_CONFIG_STRING, topic, "", 0, 0,
@@ -353,7 +354,7 @@ int sl_simulate_start(uv_loop_t *loop, const sl_simulate_config_t *cfg, void (*f
     s->ngens++;
   }
 
-  rd_kafka_conf_t *conf = sl_kafka_conf_new(cfg->brokers, err, sizeof err);
+  rd_kafka_conf_t *conf = sl_kafka_conf_new(cfg->brokers, &cfg->kafka, err, sizeof err);
   char linger[32];
   /* paced runs already hand readings over in 10 ms ticks: lingering on top only delays them (it was most of the
    * produce -> queryable p50 at 20k/s); unpaced runs fill batches while requests are in flight anyway */

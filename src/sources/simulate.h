@@ -7,9 +7,11 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "stream/kafka_settings.h"
 
 typedef struct {
   char *brokers;       /* bootstrap servers */
+  sl_kafka_settings_t kafka; /* TLS / SASL towards them */
   char *profile;       /* comma-separated: vehicles, wearables, users */
   char *topic;         /* empty: each profile's default topic (vehicles, wearables, users_created) */
   char *rate;          /* readings per second over all profiles: "1000", "1000/s", "20k/s"; "max" or 0 = unpaced */

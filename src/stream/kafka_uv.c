@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -117,16 +119,52 @@ int sl_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
   return 0;
 }
 
-rd_kafka_conf_t *sl_kafka_conf_new(const char *brokers, char *err, size_t errlen) {
+static bool set_opt(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t errlen) {
+  return !value || !value[0] || sl_kafka_conf_set(conf, key, value, err, errlen) == 0;
+}
+
+/* "key=value,key=value": each handed to librdkafka as is. */
+static int set_properties(rd_kafka_conf_t *conf, const char *list, char *err, size_t errlen) {
+  char *copy = strdup(list);
+  if (!copy) return -ENOMEM;
+  int rc = 0;
+  for (char *save = NULL, *kv = strtok_r(copy, ",", &save); kv && rc == 0; kv = strtok_r(NULL, ",", &save)) {
+    while (*kv == ' ') kv++;
+    char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) {
+      snprintf(err, errlen, "kafka.properties: '%s' is not key=value", kv);
+      rc = -EINVAL;
+      break;
+    }
+    *eq = 0;
+    rc = sl_kafka_conf_set(conf, kv, eq + 1, err, errlen);
+  }
+  free(copy);
+  return rc;
+}
+
+rd_kafka_conf_t *sl_kafka_conf_new(const char *brokers, const sl_kafka_settings_t *settings, char *err,
+                                   size_t errlen) {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   if (sl_kafka_conf_set(conf, "bootstrap.servers", brokers, err, errlen) != 0 ||
       sl_kafka_conf_set(conf, "client.id", "sluice", err, errlen) != 0 ||
       /* fewer, faster reconnect attempts: the embedded broker starts in the same process */
       sl_kafka_conf_set(conf, "reconnect.backoff.ms", "20", err, errlen) != 0 ||
       sl_kafka_conf_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen) != 0 ||
-      sl_kafka_conf_set(conf, "log.connection.close", "false", err, errlen) != 0) {
-    rd_kafka_conf_destroy(conf);
-    return NULL;
+      sl_kafka_conf_set(conf, "log.connection.close", "false", err, errlen) != 0)
+    goto fail;
+  if (settings) {
+    const sl_kafka_settings_t *k = settings;
+    if (!set_opt(conf, "security.protocol", k->security_protocol, err, errlen) ||
+        !set_opt(conf, "sasl.mechanisms", k->sasl_mechanism, err, errlen) ||
+        !set_opt(conf, "sasl.username", k->sasl_username, err, errlen) ||
+        !set_opt(conf, "sasl.password", k->sasl_password, err, errlen) ||
+        !set_opt(conf, "ssl.ca.location", k->ssl_ca_file, err, errlen))
+      goto fail;
+    if (k->properties && k->properties[0] && set_properties(conf, k->properties, err, errlen) != 0) goto fail;
   }
   return conf;
+fail:
+  rd_kafka_conf_destroy(conf);
+  return NULL;
 }

@@ -10,6 +10,8 @@
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
+#include "stream/kafka_settings.h"
+
 typedef struct sl_kafka_uv sl_kafka_uv_t;
 typedef void (*sl_kafka_uv_cb)(void *arg);
 
@@ -23,8 +25,10 @@ void sl_kafka_uv_close(sl_kafka_uv_t *w);
  * (which may be serving the embedded broker those threads talk to) keeps running. done(arg) runs on the loop. */
 void sl_kafka_destroy_async(uv_loop_t *loop, rd_kafka_t *rk, int flags, void (*done)(void *arg), void *arg);
 
-/* Builds "host:port,..." bootstrap configuration plus the common settings; returns NULL and fills err on error. */
-rd_kafka_conf_t *sl_kafka_conf_new(const char *brokers, char *err, size_t errlen);
+/* Builds "host:port,..." bootstrap configuration plus the common settings and the security settings (NULL: none);
+ * returns NULL and fills err on error (a bad value names the setting). */
+rd_kafka_conf_t *sl_kafka_conf_new(const char *brokers, const sl_kafka_settings_t *settings, char *err,
+                                   size_t errlen);
 int sl_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t errlen);
 
 #endif

@@ -40,6 +40,7 @@
 #define F(key, type, field, def, min, max, help) {key, type, offsetof(sl_stream_config_t, field), def, min, max, help}
 const sl_config_field_t sl_stream_config_fields[] = {
     F("stream.brokers", SL_CONFIG_STRING, brokers, "127.0.0.1:9092", 0, 0, "Kafka bootstrap servers"),
+    SL_KAFKA_SETTINGS_FIELDS("stream", sl_stream_config_t, kafka),
     F("stream.cql", SL_CONFIG_STRING, cql, "127.0.0.1:9042", 0, 0, "CQL contact points (host:port,...)"),
     F("stream.cql_username", SL_CONFIG_STRING, cql_username, "", 0, 0, "CQL user (PasswordAuthenticator)"),
     F("stream.cql_password", SL_CONFIG_STRING, cql_password, "", 0, 0, "CQL password"),
@@ -633,7 +634,7 @@ static int start_consumer(pipe_rt_t *pl) {
   sl_stream_t *s = pl->s;
   const sl_stream_config_t *cfg = s->cfg;
   char err[512], num[32];
-  rd_kafka_conf_t *conf = sl_kafka_conf_new(cfg->brokers, err, sizeof err);
+  rd_kafka_conf_t *conf = sl_kafka_conf_new(cfg->brokers, &cfg->kafka, err, sizeof err);
   if (!conf) goto fail;
   snprintf(num, sizeof num, "%lld", (long long)cfg->session_timeout_ms);
   int rc = sl_kafka_conf_set(conf, "group.id", pl->def->group, err, sizeof err);
@@ -892,7 +893,7 @@ static int start_common(uv_loop_t *loop, const sl_stream_config_t *cfg, sl_pipel
   for (size_t i = 0; i < ndefs; i++) s->pls[i] = (pipe_rt_t){.s = s, .def = &defs[i]};
 
   /* the dead-letter producer: idempotent, acks=all, shared by the pipelines */
-  rd_kafka_conf_t *conf = sl_kafka_conf_new(cfg->brokers, err, sizeof err);
+  rd_kafka_conf_t *conf = sl_kafka_conf_new(cfg->brokers, &cfg->kafka, err, sizeof err);
   if (!conf || sl_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) ||
       sl_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err) ||
       sl_kafka_conf_set(conf, "message.timeout.ms", "0", err, sizeof err)) {

@@ -10,9 +10,11 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "stream/kafka_settings.h"
 
 typedef struct {
   char *brokers;             /* Kafka bootstrap servers */
+  sl_kafka_settings_t kafka; /* TLS / SASL towards them */
   char *cql;                 /* CQL contact points */
   char *cql_username, *cql_password;
   char *pipelines;           /* pipeline YAML files, comma-separated */

@@ -239,3 +239,37 @@ def test_backpressure_when_the_store_stalls(tmp_path, broker, store, session):
     wait_until(lambda: sp.last_counts()["written"] == n, 20, msg="counters")
     sp.stop()
     assert sp.last_counts() == {"consumed": n, "written": n, "dead_lettered": 0, "filtered": 0, "inflight": 0}
+
+
+def test_pipeline_through_a_broker_with_tls_and_scram(tmp_path, store, session):
+    """The simulator and the processor reach a broker that requires SASL_SSL (SCRAM-SHA-256 over TLS) by settings
+    alone: `<role>.kafka.*` in the config file or on the command line."""
+    import subprocess
+    from conftest import Broker
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=60)
+    b = Broker(tmp_path / "secure-broker", name="secure", sets={
+        "broker.num_partitions": "2", "broker.tls_cert_file": cert, "broker.tls_key_file": key,
+        "broker.sasl_mechanisms": "SCRAM-SHA-256", "broker.sasl_users": "pipeline:pw-1,other:pw-2"})
+    b.start()
+    try:
+        n = 400
+        secure = {"security_protocol": "sasl_ssl", "sasl_mechanism": "SCRAM-SHA-256", "sasl_username": "pipeline",
+                  "sasl_password": "pw-1", "ssl_ca_file": cert}
+        simulate(tmp_path, b.bootstrap, "vehicles", n, devices=4,
+                 extra=[a for k, v in secure.items() for a in ("--set", "simulate.kafka.%s=%s" % (k, v))])
+        sp = stream_proc(tmp_path, b.bootstrap, store, [os.path.join(EXAMPLES, "vehicles.yaml")],
+                         sets=dict(("stream.kafka." + k, v) for k, v in secure.items())).start()
+        wait_until(lambda: count_rows(session, "iot.vehicle_readings") == n, TIMEOUT, msg="rows via SASL_SSL")
+        sp.stop()
+        assert sp.last_counts() == {"consumed": n, "written": n, "dead_lettered": 0, "filtered": 0, "inflight": 0}
+        # a property librdkafka does not know is a clear startup error, naming it
+        bad = stream_proc(tmp_path, b.bootstrap, store, [os.path.join(EXAMPLES, "vehicles.yaml")], name="bad",
+                          sets={"stream.kafka.properties": "no.such.property=1"})
+        bad.start(wait_ready=False)
+        assert bad.wait(TIMEOUT) != 0
+        assert "no.such.property" in bad.text()
+    finally:
+        b.stop()
