@@ -16,11 +16,13 @@ const sl_kafka_api_t sl_kafka_apis[] = {
     {KAFKA_API_LEAVE_GROUP, 0, 1, 4, "LeaveGroup", sl_kafka_handle_leave_group},
     {KAFKA_API_SYNC_GROUP, 0, 3, 4, "SyncGroup", sl_kafka_handle_sync_group},
     {KAFKA_API_DESCRIBE_GROUPS, 0, 4, 5, "DescribeGroups", sl_kafka_handle_describe_groups},
+    {KAFKA_API_LIST_GROUPS, 0, 2, 3, "ListGroups", sl_kafka_handle_list_groups},
     {KAFKA_API_SASL_HANDSHAKE, 0, 1, 127, "SaslHandshake", sl_kafka_handle_sasl_handshake},
     {KAFKA_API_API_VERSIONS, 0, 3, 3, "ApiVersions", sl_kafka_handle_api_versions},
     {KAFKA_API_CREATE_TOPICS, 0, 4, 5, "CreateTopics", sl_kafka_handle_create_topics},
     {KAFKA_API_DELETE_TOPICS, 0, 3, 4, "DeleteTopics", sl_kafka_handle_delete_topics},
     {KAFKA_API_INIT_PRODUCER_ID, 0, 1, 2, "InitProducerId", sl_kafka_handle_init_producer_id},
+    {KAFKA_API_DESCRIBE_CONFIGS, 0, 2, 4, "DescribeConfigs", sl_kafka_handle_describe_configs},
     {KAFKA_API_SASL_AUTHENTICATE, 0, 1, 2, "SaslAuthenticate", sl_kafka_handle_sasl_authenticate},
 };
 

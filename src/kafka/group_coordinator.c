@@ -395,7 +395,10 @@ static void log_generation(const sl_group_t *g) {
 
 static void group_become_empty(sl_group_t *g) {
   g->state = SL_GROUP_EMPTY;
-  free(g->protocol_type);
+  if (g->protocol_type) {
+    free(g->last_protocol_type);
+    g->last_protocol_type = g->protocol_type;
+  }
   free(g->protocol_name);
   g->protocol_type = g->protocol_name = NULL;
   g->leader = NULL;
@@ -832,6 +835,7 @@ static void group_free_cb(uv_handle_t *h) {
   free(g->members);
   free(g->group_id);
   free(g->protocol_type);
+  free(g->last_protocol_type);
   free(g->protocol_name);
   free(g);
 }

@@ -58,6 +58,8 @@ void sl_offset_store_commit(sl_offset_store_t *s, sl_slice_t group, const sl_off
                             sl_offset_commit_cb cb, void *arg);
 const sl_offset_entry_t *sl_offset_store_get(const sl_offset_store_t *s, sl_slice_t group, sl_slice_t topic,
                                              int32_t partition);
+/* Calls fn for every group with committed offsets (in no particular order). */
+void sl_offset_store_each_group(const sl_offset_store_t *s, void (*fn)(void *arg, sl_slice_t group), void *arg);
 /* Every committed offset of a group, sorted by (topic, partition); valid until the next commit completes. */
 size_t sl_offset_store_list(const sl_offset_store_t *s, sl_slice_t group, const sl_offset_entry_t **out);
 /* Rewrite the file once it exceeds this many bytes and four times its live contents (default 16 MiB; tests lower
@@ -117,6 +119,7 @@ struct sl_group {
   sl_group_state_t state;
   int32_t generation;
   char *protocol_type; /* of the current members; NULL while Empty */
+  char *last_protocol_type; /* of the members before the group became Empty (ListGroups shows it, as Kafka does) */
   char *protocol_name; /* chosen at the last completed rebalance; NULL while Empty */
   sl_group_member_t *leader;
   sl_group_member_t **members; /* join order */

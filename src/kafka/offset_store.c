@@ -495,6 +495,12 @@ const sl_offset_entry_t *sl_offset_store_get(const sl_offset_store_t *s, sl_slic
   return found ? &og->entries[i] : NULL;
 }
 
+void sl_offset_store_each_group(const sl_offset_store_t *s, void (*fn)(void *arg, sl_slice_t group), void *arg) {
+  for (size_t i = 0; i < s->n_buckets; i++)
+    for (const offset_group_t *og = s->buckets[i]; og; og = og->next)
+      fn(arg, (sl_slice_t){(const uint8_t *)og->id, og->id_len});
+}
+
 size_t sl_offset_store_list(const sl_offset_store_t *s, sl_slice_t group, const sl_offset_entry_t **out) {
   const offset_group_t *og = group_lookup(s, group.ptr, group.len);
   *out = og ? og->entries : NULL;

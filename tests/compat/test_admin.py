@@ -96,3 +96,78 @@ def test_kcat_sees_admin_created_topic(broker):
     mine = [x for x in md["topics"] if x["topic"] == t]
     assert mine and len(mine[0]["partitions"]) == 5
     assert md["controllerid"] == 0 or md["controllerid"] == md["brokers"][0]["id"]
+
+
+# ---------------------------------------------------------------------- ListGroups and DescribeConfigs (admin tools)
+
+def _commit_offsets(bootstrap, topic, group, offset):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+    c.close()
+
+
+def test_list_groups_with_three_clients(broker):
+    """A group with a live member and a group known only by its committed offsets are both listed, by the admin
+    clients of confluent-kafka (ListGroups + DescribeGroups) and kafka-python (ListGroups v1/v2)."""
+    from confluent_kafka import Consumer
+    from kafka_harness import confluent_produce, unique_group
+    topic = unique_topic("lg")
+    confluent_produce(broker.bootstrap, topic, [(None, b"x", None)] * 3, partition=0)
+    live, offsets_only = unique_group("lg-live"), unique_group("lg-offsets")
+    _commit_offsets(broker.bootstrap, topic, offsets_only, 2)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": live, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    wait_until(lambda: c.poll(0.2) is not None and c.assignment(), timeout=30, msg="member assigned")
+    try:
+        groups = wait_until(lambda: (lambda gs: gs if live in gs and offsets_only in gs else None)(
+            {g.id: g for g in confluent_admin(broker.bootstrap).list_groups(timeout=10)}), timeout=10,
+            msg="both groups listed (confluent)")
+        assert groups[live].protocol_type == "consumer" and groups[live].state == "Stable"
+        assert len(groups[live].members) == 1
+        assert groups[offsets_only].protocol_type == "" and groups[offsets_only].state == "Empty"
+        kp = dict(kafka_python_admin(broker.bootstrap).list_consumer_groups())
+        assert kp[live] == "consumer" and kp[offsets_only] == ""
+    finally:
+        c.close()
+    # a group whose members have all left stays listed, Empty, with the protocol type they had (as in Kafka)
+    kp = dict(kafka_python_admin(broker.bootstrap).list_consumer_groups())
+    assert kp[live] == "consumer" and kp[offsets_only] == ""
+    states = {g.id: g.state for g in confluent_admin(broker.bootstrap).list_groups(timeout=10)}
+    assert states[live] == "Empty"
+
+
+def test_describe_configs_topic_and_broker(tmp_path):
+    """Topic and broker configuration under Kafka's names, with the broker's settings as values and a
+    non-default setting reported as such: confluent-kafka (v1) and kafka-python (v2)."""
+    from confluent_kafka.admin import ConfigResource
+    from kafka.admin import ConfigResource as KpConfigResource, ConfigResourceType
+    from kafka_harness import Broker, confluent_produce
+    b = Broker(tmp_path / "cfg", sets={"broker.retention_ms": "3600000", "broker.num_partitions": "3"})
+    b.start()
+    try:
+        topic = unique_topic("cfg")
+        confluent_produce(b.bootstrap, topic, [(None, b"x", None)], partition=0)
+        a = confluent_admin(b.bootstrap)
+        res = ConfigResource("topic", topic)
+        entries = a.describe_configs([res])[res].result(timeout=20)
+        assert entries["retention.ms"].value == "3600000" and not entries["retention.ms"].is_default
+        assert entries["segment.bytes"].value == "1073741824" and entries["segment.bytes"].is_default
+        assert entries["cleanup.policy"].value == "delete" and entries["retention.ms"].is_read_only
+        brk = ConfigResource("broker", "0")
+        bentries = a.describe_configs([brk])[brk].result(timeout=20)
+        assert bentries["num.partitions"].value == "3" and bentries["log.retention.ms"].value == "3600000"
+        assert not any(e.is_sensitive for e in bentries.values())
+        # an unknown topic is an error for that resource
+        missing = ConfigResource("topic", unique_topic("nope"))
+        with pytest.raises(Exception) as ei:
+            a.describe_configs([missing])[missing].result(timeout=20)
+        assert "does not exist" in str(ei.value) or "UNKNOWN_TOPIC" in str(ei.value)
+
+        kp = kafka_python_admin(b.bootstrap)
+        resp = kp.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": None})])
+        results = resp[0].resources
+        assert len(results) == 1 and results[0][0] == 0  # error_code
+        assert [(c[0], c[1]) for c in results[0][4]] == [("retention.ms", "3600000")]
+    finally:
+        b.stop()

@@ -55,3 +55,43 @@ test('replicationFactor 3 on a single broker -> INVALID_REPLICATION_FACTOR', asy
   await assert.rejects(admin.createTopics({ topics: [{ topic: uniqueName('kjs-rf'), numPartitions: 1, replicationFactor: 3 }] }),
     (e) => { assert.deepEqual((e.errors || [e]).map((x) => x.type), ['INVALID_REPLICATION_FACTOR']); return true })
 })
+
+test('listGroups and describeGroups show a running consumer group', async () => {
+  const topic = uniqueName('kjs-lg')
+  const groupId = uniqueName('kjs-lg-group')
+  const kafka = kafkaFor(broker)
+  const producer = kafka.producer()
+  await producer.connect()
+  await producer.send({ topic, messages: [{ value: 'x' }] })
+  await producer.disconnect()
+  const consumer = kafka.consumer({ groupId })
+  await consumer.connect()
+  await consumer.subscribe({ topic, fromBeginning: true })
+  let got = 0
+  await consumer.run({ eachMessage: async () => { got++ } })
+  try {
+    await waitUntil(async () => got === 1, { timeoutMs: 20000, msg: 'consumed' })
+    const { groups } = await admin.listGroups()
+    assert.deepEqual(groups.filter((g) => g.groupId === groupId), [{ groupId, protocolType: 'consumer' }])
+  } finally {
+    await consumer.disconnect()
+  }
+})
+
+test('describeConfigs for a topic and the broker', async () => {
+  const topic = uniqueName('kjs-cfg')
+  assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] }), true)
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['retention.ms', 'cleanup.policy', 'no.such.config'] },
+      { type: 4 /* BROKER */, name: '0' }]
+  })
+  const [t, b] = resources
+  assert.equal(t.errorCode, 0)
+  assert.deepEqual(t.configEntries.map((e) => [e.configName, e.configValue]).sort(),
+    [['cleanup.policy', 'delete'], ['retention.ms', '604800000']])
+  assert.equal(b.errorCode, 0)
+  const nparts = b.configEntries.find((e) => e.configName === 'num.partitions')
+  assert.equal(nparts.configValue, '3') // this broker runs with broker.num_partitions=3
+  assert.equal(nparts.isDefault, false)
+})
