@@ -304,6 +304,55 @@ static int parse_key_list(ctx_t *c, sl_pipeline_t *p, json_t *list, size_t **out
 }
 
 /* Columns come first; day(x) may refer to a later column, so columns are read in two passes. */
+static void put_str(sl_buf_t *b, const char *s) { sl_buf_put(b, s, strlen(s)); }
+
+/* `replication: {class: NetworkTopologyStrategy, datacenter1: 3}` as a CQL map literal; absent: SimpleStrategy
+ * with one replica (a single Sluice store). Names and values are restricted to identifier characters, so the
+ * literal cannot carry anything but a map. */
+static bool replication_token(const char *s) {
+  if (!s || !*s || strlen(s) > 120) return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+          *s == '.' || *s == '-'))
+      return false;
+  return true;
+}
+
+static int parse_replication(ctx_t *c, json_t *rep, char **out) {
+  if (!rep) {
+    *out = xstrdup("{'class': 'SimpleStrategy', 'replication_factor': '1'}");
+    return 0;
+  }
+  if (!json_is_object(rep) || !json_object_get(rep, "class"))
+    return fail(c, "replication: a mapping with a class, e.g. {class: NetworkTopologyStrategy, datacenter1: 3}");
+  sl_buf_t b;
+  sl_buf_init(&b);
+  put_str(&b, "{");
+  const char *key;
+  json_t *v;
+  bool first = true;
+  json_object_foreach(rep, key, v) {
+    char num[32];
+    const char *val = json_is_string(v) ? json_string_value(v) : NULL;
+    if (json_is_integer(v)) snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v)), val = num;
+    if (!replication_token(key) || !replication_token(val)) {
+      sl_buf_free(&b);
+      return fail(c, "replication: '%s' needs a plain name and value", key);
+    }
+    put_str(&b, first ? "'" : ", '");
+    put_str(&b, key);
+    put_str(&b, "': '");
+    put_str(&b, val);
+    put_str(&b, "'");
+    first = false;
+  }
+  put_str(&b, "}");
+  sl_buf_put_u8(&b, 0);
+  *out = xstrdup((const char *)b.data);
+  sl_buf_free(&b);
+  return 0;
+}
+
 static int parse_pipeline(ctx_t *c, json_t *jp, sl_pipeline_t *p) {
   if (!json_is_object(jp)) return fail(c, "a pipeline is a mapping");
   const char *name = str_field(jp, "name");
@@ -339,6 +388,10 @@ static int parse_pipeline(ctx_t *c, json_t *jp, sl_pipeline_t *p) {
   if (!valid_ident(ks) || !valid_ident(table)) return fail(c, "keyspace and table must be plain identifiers");
   p->keyspace = xstrdup(ks);
   p->table = xstrdup(table);
+  if (parse_replication(c, json_object_get(jp, "replication"), &p->replication) != 0) return -EINVAL;
+  const char *topts = str_field(jp, "table_options");
+  if (topts && (strchr(topts, ';') || !topts[0])) return fail(c, "table_options: one CQL options clause, no ';'");
+  p->table_options = topts ? xstrdup(topts) : NULL;
   for (char *q = p->keyspace; *q; q++) *q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
   for (char *q = p->table; *q; q++) *q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
 
@@ -445,9 +498,9 @@ static int parse_pipeline(ctx_t *c, json_t *jp, sl_pipeline_t *p) {
   const char *key;
   json_t *v;
   json_object_foreach(jp, key, v) {
-    static const char *const known[] = {"name",     "topics",  "group",       "format",           "dead_letter",
-                                        "keyspace", "table",   "columns",     "primary_key",      "clustering_order",
-                                        "filters"};
+    static const char *const known[] = {"name",        "topics",        "group",   "format",      "dead_letter",
+                                        "keyspace",    "replication",   "table",   "table_options", "columns",
+                                        "primary_key", "clustering_order", "filters"};
     bool ok = false;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) ok |= !strcmp(key, known[k]);
     if (!ok) return fail(c, "unknown key '%s'", key);
@@ -528,6 +581,8 @@ void sl_pipelines_free(sl_pipeline_t *ps, size_t count) {
     free(p->partition_key);
     free(p->clustering);
     free(p->clustering_desc);
+    free(p->replication);
+    free(p->table_options);
     for (size_t f = 0; f < p->nfilters; f++) free(p->filters[f].value);
     free(p->filters);
   }
@@ -535,12 +590,11 @@ void sl_pipelines_free(sl_pipeline_t *ps, size_t count) {
 }
 
 /* ---------------------------------------------------------------------------------------------------- CQL */
-static void put_str(sl_buf_t *b, const char *s) { sl_buf_put(b, s, strlen(s)); }
-
 void sl_pipeline_keyspace_cql(const sl_pipeline_t *p, sl_buf_t *out) {
   put_str(out, "CREATE KEYSPACE IF NOT EXISTS ");
   put_str(out, p->keyspace);
-  put_str(out, " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': '1'}");
+  put_str(out, " WITH replication = ");
+  put_str(out, p->replication);
 }
 
 void sl_pipeline_table_cql(const sl_pipeline_t *p, sl_buf_t *out) {
@@ -575,6 +629,10 @@ void sl_pipeline_table_cql(const sl_pipeline_t *p, sl_buf_t *out) {
       put_str(out, p->clustering_desc[i] ? " DESC" : " ASC");
     }
     put_str(out, ")");
+  }
+  if (p->table_options) {
+    put_str(out, p->nclustering ? " AND " : " WITH ");
+    put_str(out, p->table_options);
   }
 }
 

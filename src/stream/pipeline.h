@@ -91,6 +91,8 @@ typedef struct {
   char *format;
   char *dead_letter;
   char *keyspace, *table;
+  char *replication;   /* the CREATE KEYSPACE replication map, as CQL ("{'class': ..., ...}") */
+  char *table_options; /* appended to CREATE TABLE's WITH clause (NULL: none) */
   sl_column_t *cols;
   size_t ncols;
   size_t *partition_key, npartition_key; /* column indexes */

@@ -143,14 +143,21 @@ def test_pipelines_declared_in_the_config_file(tmp_path, broker, store, session)
     example = open(os.path.join(EXAMPLES, "vehicles.yaml")).read()
     pipeline = (example.replace("topics: [vehicles]", "topics: [cfg_vehicles]")
                 .replace("table: vehicle_readings", "table: from_config").replace("name: vehicles", "name: cfgv")
-                .replace("group: sluice-vehicles", "group: cfg-vehicles"))
-    assert "from_config" in pipeline and "cfg_vehicles" in pipeline
+                .replace("group: sluice-vehicles", "group: cfg-vehicles")
+                .replace("    keyspace: iot\n", "    keyspace: cfgks\n    replication: {class: SimpleStrategy, "
+                         "replication_factor: 1}\n    table_options: \"default_time_to_live = 2592000 AND "
+                         "compaction = {'class': 'TimeWindowCompactionStrategy'}\"\n"))
+    assert "from_config" in pipeline and "cfg_vehicles" in pipeline and "table_options" in pipeline
     cfg = tmp_path / "sluice.yaml"
     ready = tmp_path / "cfg.ready"
     cfg.write_text("stream:\n  brokers: %s\n  cql: %s:%d\n  status_interval_ms: 200\n  ready_file: %s\n%s"
                    % (broker.bootstrap, store.host, store.port, ready, pipeline))
     sp = Proc(tmp_path, "stream-config", ["stream", "--config", str(cfg)], ready=str(ready)).start()
-    wait_until(lambda: count_rows(session, "iot.from_config") == n, TIMEOUT, msg="rows from the config's pipeline")
+    wait_until(lambda: count_rows(session, "cfgks.from_config") == n, TIMEOUT, msg="rows from the config's pipeline")
+    # the table was created with the pipeline's options
+    session.cluster.refresh_schema_metadata()
+    opts = session.cluster.metadata.keyspaces["cfgks"].tables["from_config"].options
+    assert opts["default_time_to_live"] == 2592000 and "TimeWindowCompactionStrategy" in opts["compaction"]["class"]
     sp.stop()
     assert sp.last_counts() == {"consumed": n, "written": n, "dead_lettered": 0, "filtered": 0, "inflight": 0}
     # a setting the file does not know is still an error, pipelines or not

@@ -59,8 +59,57 @@ static void test_parse_and_cql(void **state) {
   sl_pipeline_insert_cql(p, &b);
   sl_buf_put_u8(&b, 0);
   assert_string_equal((char *)b.data, "INSERT INTO ks.tb (dev, day, ts, n, x, ok, id, label) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  b.len = 0;
+  sl_pipeline_keyspace_cql(p, &b); /* no replication given: one replica, for a single store */
+  sl_buf_put_u8(&b, 0);
+  assert_string_equal((char *)b.data, "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = {'class': "
+                                      "'SimpleStrategy', 'replication_factor': '1'}");
   sl_buf_free(&b);
   sl_pipelines_free(p, n);
+}
+
+/* replication and table_options: what a Cassandra cluster's keyspace and time-series table want */
+static void test_replication_and_table_options(void **state) {
+  const char *y = "pipelines: [{name: a, topics: [t], keyspace: k, table: t, "
+                  "replication: {class: NetworkTopologyStrategy, dc1: 3, dc-2: '2'}, "
+                  "table_options: \"compaction = {'class': 'TimeWindowCompactionStrategy'} AND "
+                  "default_time_to_live = 86400\", "
+                  "columns: [{name: c, type: text, path: c}, {name: ts, type: timestamp, path: ts}], "
+                  "primary_key: [c, ts], clustering_order: {ts: desc}}]";
+  sl_pipeline_t *p;
+  size_t n;
+  char err[512] = "";
+  int rc = sl_pipelines_parse(y, strlen(y), "t", &p, &n, err, sizeof err);
+  if (rc) fprintf(stderr, "%s\n", err);
+  assert_int_equal(rc, 0);
+  sl_buf_t b;
+  sl_buf_init(&b);
+  sl_pipeline_keyspace_cql(p, &b);
+  sl_buf_put_u8(&b, 0);
+  assert_string_equal((char *)b.data, "CREATE KEYSPACE IF NOT EXISTS k WITH replication = {'class': "
+                                      "'NetworkTopologyStrategy', 'dc1': '3', 'dc-2': '2'}");
+  b.len = 0;
+  sl_pipeline_table_cql(p, &b);
+  sl_buf_put_u8(&b, 0);
+  assert_string_equal((char *)b.data, "CREATE TABLE IF NOT EXISTS k.t (c text, ts timestamp, PRIMARY KEY (c, ts)) "
+                                      "WITH CLUSTERING ORDER BY (ts DESC) AND compaction = {'class': "
+                                      "'TimeWindowCompactionStrategy'} AND default_time_to_live = 86400");
+  sl_buf_free(&b);
+  sl_pipelines_free(p, n);
+  /* refused: no class, a quote smuggled into the map, a second statement in the options */
+  const char *bad[] = {
+      "pipelines: [{name: a, topics: [t], keyspace: k, table: t, replication: {dc1: 3}, "
+      "columns: [{name: c, type: text, path: c}], primary_key: [c]}]",
+      "pipelines: [{name: a, topics: [t], keyspace: k, table: t, replication: {class: \"x'}\"}, "
+      "columns: [{name: c, type: text, path: c}], primary_key: [c]}]",
+      "pipelines: [{name: a, topics: [t], keyspace: k, table: t, table_options: \"comment = 'a'; DROP TABLE k.t\", "
+      "columns: [{name: c, type: text, path: c}], primary_key: [c]}]",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = 0;
+    assert_int_not_equal(sl_pipelines_parse(bad[i], strlen(bad[i]), "bad", &p, &n, err, sizeof err), 0);
+    assert_true(strstr(err, "replication") || strstr(err, "table_options"));
+  }
 }
 
 static void test_bad_pipelines(void **state) {
@@ -201,6 +250,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_and_cql), cmocka_unit_test(test_bad_pipelines), cmocka_unit_test(test_mapping),
       cmocka_unit_test(test_coerce),        cmocka_unit_test(test_examples_parse),
+      cmocka_unit_test(test_replication_and_table_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
