@@ -28,6 +28,8 @@ typedef struct {
   int64_t group_initial_rebalance_delay_ms;
   int64_t group_min_session_timeout_ms;
   int64_t group_max_session_timeout_ms;
+  int64_t offsets_retention_ms;                /* committed offsets of a group without members expire after this */
+  int64_t offsets_retention_check_interval_ms;
   char *sasl_mechanisms; /* "PLAIN,SCRAM-SHA-256"; empty: no authentication */
   char *sasl_users;      /* "user:password,..." */
   char *tls_cert_file;   /* PEM certificate (chain) and key: the listener speaks TLS when both are set */

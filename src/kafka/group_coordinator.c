@@ -23,6 +23,8 @@
  *                                                          +--------+     group_prepare_rebalance()
  *
  *   any state --sl_groups_close()--> Dead (parked requests answered COORDINATOR_NOT_AVAILABLE, timers closed)
+ *   Empty --sl_group_delete() (DeleteGroups), or its offsets expiring (on_expiry_timer())--> forgotten
+ *         (group_forget(): unlinked, its committed offsets deleted durably)
  *
  * Timers: each member has a session timer (reset by every valid heartbeat, join, sync and commit; stopped while one
  * of its requests is parked, since the member is then demonstrably alive); expiry removes it (member_expired()).
@@ -40,6 +42,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "kafka/errors.h"
 #include "kafka/group_internal.h"
@@ -798,6 +801,105 @@ sl_group_coordinator_t *sl_groups_of(const sl_kafka_request_t *req) {
   return req->broker ? req->broker->groups : NULL;
 }
 
+static void group_free_cb(uv_handle_t *h) {
+  sl_group_t *g = h->data;
+  free(g->members);
+  free(g->group_id);
+  free(g->protocol_type);
+  free(g->last_protocol_type);
+  free(g->protocol_name);
+  free(g);
+}
+
+/* Unlinks a memberless group and frees it (its timer's close callback). */
+static void group_forget(sl_group_t *g) {
+  sl_group_coordinator_t *gc = g->gc;
+  sl_group_t **pp = &gc->buckets[sl_group_hash(g->group_id, g->group_id_len) & (gc->n_buckets - 1)];
+  while (*pp != g) pp = &(*pp)->hash_next;
+  *pp = g->hash_next;
+  gc->n_groups--;
+  g->state = SL_GROUP_DEAD;
+  while (g->pending) pending_remove(g, g->pending);
+  uv_timer_stop(&g->rebalance_timer);
+  uv_close((uv_handle_t *)&g->rebalance_timer, group_free_cb);
+}
+
+static bool has_members(const sl_group_t *g) { return g && (g->n_members > 0 || g->state != SL_GROUP_EMPTY); }
+
+int16_t sl_group_delete(sl_group_coordinator_t *gc, sl_slice_t group_id, sl_offset_commit_cb cb, void *arg) {
+  if (gc->closing) return KAFKA_COORDINATOR_NOT_AVAILABLE;
+  sl_group_t *g = sl_group_find(gc, group_id);
+  if (has_members(g)) return KAFKA_NON_EMPTY_GROUP;
+  if (!g && sl_offset_store_newest_commit_ms(gc->offsets, group_id) == INT64_MIN) return KAFKA_GROUP_ID_NOT_FOUND;
+  if (g) group_forget(g);
+  SL_INFO("group", "group %.*s: deleted", (int)group_id.len, (const char *)group_id.ptr);
+  sl_offset_store_delete_group(gc->offsets, group_id, cb, arg);
+  return KAFKA_NONE;
+}
+
+static void on_expired(void *arg, int status) {
+  char *id = arg;
+  if (status != 0) SL_WARN("group", "group %s: deleting its expired offsets failed: %s", id, strerror(-status));
+  free(id);
+}
+
+typedef struct {
+  sl_group_coordinator_t *gc;
+  int64_t now;
+  char **expired;
+  size_t n, cap;
+} expiry_t;
+
+static void check_group_offsets(void *arg, sl_slice_t id) {
+  expiry_t *x = arg;
+  if (has_members(sl_group_find(x->gc, id))) return; /* an active group's offsets do not expire */
+  int64_t newest = sl_offset_store_newest_commit_ms(x->gc->offsets, id);
+  if (newest == INT64_MIN || x->now - newest < x->gc->offsets_retention_ms) return;
+  if (x->n == x->cap) {
+    x->cap = x->cap ? x->cap * 2 : 16;
+    x->expired = realloc(x->expired, x->cap * sizeof *x->expired);
+    if (!x->expired) abort();
+  }
+  x->expired[x->n++] = dup_slice(id);
+}
+
+static void on_expiry_timer(uv_timer_t *t) {
+  sl_group_coordinator_t *gc = t->data;
+  expiry_t x = {gc, sl_wall_ms(), NULL, 0, 0};
+  sl_offset_store_each_group(gc->offsets, check_group_offsets, &x); /* collect first: deleting changes the map */
+  for (size_t i = 0; i < x.n; i++) {
+    sl_slice_t id = {(const uint8_t *)x.expired[i], strlen(x.expired[i])};
+    sl_group_t *g = sl_group_find(gc, id);
+    if (g) group_forget(g);
+    SL_INFO("group", "group %s: committed offsets expired (none newer than %lld ms)", x.expired[i],
+            (long long)gc->offsets_retention_ms);
+    sl_offset_store_delete_group(gc->offsets, id, on_expired, x.expired[i]);
+  }
+  free(x.expired);
+  /* memberless groups that have no offsets (left without committing) hold nothing worth keeping */
+  for (size_t i = 0; i < gc->n_buckets; i++) {
+    for (sl_group_t *g = gc->buckets[i], *next; g; g = next) {
+      next = g->hash_next;
+      sl_slice_t id = {(const uint8_t *)g->group_id, g->group_id_len};
+      if (!has_members(g) && !g->pending && sl_offset_store_newest_commit_ms(gc->offsets, id) == INT64_MIN)
+        group_forget(g);
+    }
+  }
+}
+
+static void on_expiry_timer_closed(uv_handle_t *h) { free(h); }
+
+void sl_groups_set_retention(sl_group_coordinator_t *gc, int64_t retention_ms, int64_t check_ms) {
+  gc->offsets_retention_ms = retention_ms;
+  if (retention_ms <= 0 || gc->expiry_timer) return;
+  gc->expiry_timer = malloc(sizeof *gc->expiry_timer);
+  if (!gc->expiry_timer) abort();
+  uv_timer_init(gc->loop, gc->expiry_timer);
+  gc->expiry_timer->data = gc;
+  uv_timer_start(gc->expiry_timer, on_expiry_timer, (uint64_t)check_ms, (uint64_t)check_ms);
+  uv_unref((uv_handle_t *)gc->expiry_timer);
+}
+
 int sl_groups_open_dir(sl_broker_t *b, uv_loop_t *loop, const char *groups_dir, int64_t initial_delay_ms,
                        int64_t min_session_ms, int64_t max_session_ms, sl_group_coordinator_t **out) {
   sl_group_coordinator_t *gc = calloc(1, sizeof(*gc));
@@ -827,18 +929,11 @@ int sl_groups_open(sl_broker_t *b, sl_group_coordinator_t **out) {
                               b->cfg ? b->cfg->group_min_session_timeout_ms : 6000,
                               b->cfg ? b->cfg->group_max_session_timeout_ms : 1800000, out);
   free(dir);
+  if (rc == 0 && b->cfg)
+    sl_groups_set_retention(*out, b->cfg->offsets_retention_ms, b->cfg->offsets_retention_check_interval_ms);
   return rc;
 }
 
-static void group_free_cb(uv_handle_t *h) {
-  sl_group_t *g = h->data;
-  free(g->members);
-  free(g->group_id);
-  free(g->protocol_type);
-  free(g->last_protocol_type);
-  free(g->protocol_name);
-  free(g);
-}
 
 void sl_groups_close(sl_group_coordinator_t *gc) {
   if (!gc) return;
@@ -862,6 +957,7 @@ void sl_groups_close(sl_group_coordinator_t *gc) {
       g = next;
     }
   }
+  if (gc->expiry_timer) uv_close((uv_handle_t *)gc->expiry_timer, on_expiry_timer_closed);
   free(gc->buckets);
   sl_offset_store_close(gc->offsets);
   free(gc);

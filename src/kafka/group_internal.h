@@ -58,7 +58,11 @@ void sl_offset_store_commit(sl_offset_store_t *s, sl_slice_t group, const sl_off
                             sl_offset_commit_cb cb, void *arg);
 const sl_offset_entry_t *sl_offset_store_get(const sl_offset_store_t *s, sl_slice_t group, sl_slice_t topic,
                                              int32_t partition);
-/* Calls fn for every group with committed offsets (in no particular order). */
+/* Forgets every committed offset of a group, durably (the same queue, fsync and callback as a commit). */
+void sl_offset_store_delete_group(sl_offset_store_t *s, sl_slice_t group, sl_offset_commit_cb cb, void *arg);
+/* The wall-clock time of the group's newest commit (INT64_MIN: no committed offsets). */
+int64_t sl_offset_store_newest_commit_ms(const sl_offset_store_t *s, sl_slice_t group);
+/* Calls fn for every group with committed offsets (in no particular order; fn must not change the store). */
 void sl_offset_store_each_group(const sl_offset_store_t *s, void (*fn)(void *arg, sl_slice_t group), void *arg);
 /* Every committed offset of a group, sorted by (topic, partition); valid until the next commit completes. */
 size_t sl_offset_store_list(const sl_offset_store_t *s, sl_slice_t group, const sl_offset_entry_t **out);
@@ -139,6 +143,8 @@ struct sl_group_coordinator {
   int64_t max_session_timeout_ms;
   sl_group_t **buckets;
   size_t n_buckets, n_groups;
+  int64_t offsets_retention_ms; /* 0: committed offsets never expire */
+  uv_timer_t *expiry_timer;     /* NULL without retention; closed (and freed) by sl_groups_close */
   bool closing;
 };
 
@@ -182,6 +188,12 @@ void sl_group_sync(sl_group_coordinator_t *gc, sl_kafka_request_t *req, sl_slice
 /* These return a Kafka error code. */
 int16_t sl_group_heartbeat(sl_group_coordinator_t *gc, sl_slice_t group_id, int32_t generation, sl_slice_t member_id);
 int16_t sl_group_leave(sl_group_coordinator_t *gc, sl_slice_t group_id, sl_slice_t member_id);
+/* DeleteGroups: NON_EMPTY_GROUP while the group has members, GROUP_ID_NOT_FOUND when neither the group nor committed
+ * offsets exist; otherwise forgets the group and queues the durable deletion of its offsets, then cb(arg, status). */
+int16_t sl_group_delete(sl_group_coordinator_t *gc, sl_slice_t group_id, sl_offset_commit_cb cb, void *arg);
+/* Offsets retention, as Kafka's offsets.retention.minutes: every check_ms, the offsets of a group without members
+ * whose newest commit is older than retention_ms are deleted, and memberless groups without offsets forgotten. */
+void sl_groups_set_retention(sl_group_coordinator_t *gc, int64_t retention_ms, int64_t check_ms);
 /* May this (generation, member) commit offsets for the group now? Creates an absent group for generation < 0. */
 int16_t sl_group_commit_allowed(sl_group_coordinator_t *gc, sl_slice_t group_id, int32_t generation,
                                 sl_slice_t member_id);

@@ -8,7 +8,9 @@
  *   count x { u16 topic_len | topic | i32 partition | i64 offset | i32 leader_epoch |
  *             i32 metadata_len (-1 = null) | metadata | i64 commit_ms }
  * One frame holds one OffsetCommit request, so a request is applied whole or not at all, and replay applies frames
- * in order (the last value wins). A compacted file is the same format with one frame per group.
+ * in order (the last value wins). A compacted file is the same format with one frame per group. A group's deletion
+ * (DeleteGroups, or its offsets expiring) is the frame u8 version (2) | u16 group_len | group; compaction drops it
+ * with the group.
  *
  * Durability: a commit is answered only after its frame is fdatasync'ed. The write and the sync happen on the libuv
  * thread pool, one job at a time; commits arriving meanwhile queue up and share the next job's single fsync
@@ -40,6 +42,7 @@
 #define OFFSETS_TMP "offsets.log.tmp"
 #define FRAME_HEADER 8
 #define FRAME_VERSION 1
+#define FRAME_VERSION_DELETE 2
 /* The smallest encoded entry: empty topic, null metadata. Bounds the entry count read from a frame. */
 #define ENTRY_MIN_BYTES (2 + 4 + 8 + 4 + 4 + 8)
 #define DEFAULT_COMPACT_BYTES (16u << 20)
@@ -191,13 +194,42 @@ static void entry_put(offset_group_t *og, const uint8_t *topic, size_t topic_len
   e->commit_ms = commit_ms;
 }
 
+static void group_free(offset_group_t *og) {
+  for (size_t j = 0; j < og->n; j++) {
+    free(og->entries[j].topic);
+    free(og->entries[j].metadata);
+  }
+  free(og->entries);
+  free(og->id);
+  free(og);
+}
+
+static void group_remove(sl_offset_store_t *s, const void *id, size_t len) {
+  if (!s->n_buckets) return;
+  offset_group_t **pp = &s->buckets[sl_group_hash(id, len) & (s->n_buckets - 1)];
+  for (; *pp; pp = &(*pp)->next) {
+    offset_group_t *og = *pp;
+    if (og->id_len != len || memcmp(og->id, id, len) != 0) continue;
+    *pp = og->next;
+    group_free(og);
+    s->n_groups--;
+    return;
+  }
+}
+
 /* Parses one frame payload; applies it only if all of it parses (so a bad frame changes nothing). */
 static int apply_payload(sl_offset_store_t *s, const uint8_t *payload, size_t len) {
   sl_reader_t r;
   sl_reader_init(&r, payload, len);
-  if (sl_read_u8(&r) != FRAME_VERSION) return -EBADMSG;
+  uint8_t version = sl_read_u8(&r);
+  if (version != FRAME_VERSION && version != FRAME_VERSION_DELETE) return -EBADMSG;
   uint16_t glen = sl_read_be16(&r);
   const uint8_t *gid = sl_read_bytes(&r, glen);
+  if (version == FRAME_VERSION_DELETE) {
+    if (r.err || sl_reader_remaining(&r) != 0) return -EBADMSG;
+    group_remove(s, gid, glen);
+    return 0;
+  }
   uint32_t count = sl_read_be32(&r);
   if (r.err || (uint64_t)count * ENTRY_MIN_BYTES > sl_reader_remaining(&r)) return -EBADMSG;
   size_t start = r.pos;
@@ -391,13 +423,7 @@ static void store_free(sl_offset_store_t *s) {
     offset_group_t *og = s->buckets[i];
     while (og) {
       offset_group_t *next = og->next;
-      for (size_t j = 0; j < og->n; j++) {
-        free(og->entries[j].topic);
-        free(og->entries[j].metadata);
-      }
-      free(og->entries);
-      free(og->id);
-      free(og);
+      group_free(og);
       og = next;
     }
   }
@@ -461,13 +487,37 @@ static void start_job(sl_offset_store_t *s) {
   }
 }
 
-void sl_offset_store_commit(sl_offset_store_t *s, sl_slice_t group, const sl_offset_commit_t *commits, size_t n,
-                            sl_offset_commit_cb cb, void *arg) {
+static commit_op_t *op_new(sl_offset_commit_cb cb, void *arg) {
   commit_op_t *op = calloc(1, sizeof(*op));
   if (!op) abort();
   op->cb = cb;
   op->arg = arg;
   sl_buf_init(&op->frame);
+  return op;
+}
+
+static void enqueue(sl_offset_store_t *s, commit_op_t *op) {
+  if (s->queue_tail)
+    s->queue_tail->next = op;
+  else
+    s->queue_head = op;
+  s->queue_tail = op;
+  start_job(s);
+}
+
+void sl_offset_store_delete_group(sl_offset_store_t *s, sl_slice_t group, sl_offset_commit_cb cb, void *arg) {
+  commit_op_t *op = op_new(cb, arg);
+  size_t start = op->frame.len;
+  sl_buf_extend(&op->frame, FRAME_HEADER);
+  sl_buf_put_u8(&op->frame, FRAME_VERSION_DELETE);
+  put_str16(&op->frame, group.ptr, group.len);
+  frame_end(&op->frame, start);
+  enqueue(s, op);
+}
+
+void sl_offset_store_commit(sl_offset_store_t *s, sl_slice_t group, const sl_offset_commit_t *commits, size_t n,
+                            sl_offset_commit_cb cb, void *arg) {
+  commit_op_t *op = op_new(cb, arg);
   int64_t now = sl_wall_ms();
   size_t start = frame_begin(&op->frame, group.ptr, group.len, (uint32_t)n);
   for (size_t i = 0; i < n; i++) {
@@ -476,12 +526,7 @@ void sl_offset_store_commit(sl_offset_store_t *s, sl_slice_t group, const sl_off
               c->metadata.len, c->metadata.ptr == NULL, now);
   }
   frame_end(&op->frame, start);
-  if (s->queue_tail)
-    s->queue_tail->next = op;
-  else
-    s->queue_head = op;
-  s->queue_tail = op;
-  start_job(s);
+  enqueue(s, op);
 }
 
 /* ---- lookups ---- */
@@ -493,6 +538,14 @@ const sl_offset_entry_t *sl_offset_store_get(const sl_offset_store_t *s, sl_slic
   bool found;
   size_t i = entry_search(og, (const char *)topic.ptr, topic.len, partition, &found);
   return found ? &og->entries[i] : NULL;
+}
+
+int64_t sl_offset_store_newest_commit_ms(const sl_offset_store_t *s, sl_slice_t group) {
+  const offset_group_t *og = group_lookup(s, group.ptr, group.len);
+  int64_t newest = INT64_MIN;
+  for (size_t i = 0; og && i < og->n; i++)
+    if (og->entries[i].commit_ms > newest) newest = og->entries[i].commit_ms;
+  return newest;
 }
 
 void sl_offset_store_each_group(const sl_offset_store_t *s, void (*fn)(void *arg, sl_slice_t group), void *arg) {

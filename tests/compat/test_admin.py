@@ -171,3 +171,66 @@ def test_describe_configs_topic_and_broker(tmp_path):
         assert [(c[0], c[1]) for c in results[0][4]] == [("retention.ms", "3600000")]
     finally:
         b.stop()
+
+
+def test_delete_groups_kafka_python(tmp_path):
+    """DeleteGroups: a memberless group and its offsets go (durably: not back after a restart); a group with a
+    member is NON_EMPTY_GROUP; an unknown one GROUP_ID_NOT_FOUND."""
+    from confluent_kafka import Consumer
+    from kafka.errors import GroupIdNotFoundError, NoError, NonEmptyGroupError
+    from kafka_harness import Broker, confluent_produce, unique_group
+    b = Broker(tmp_path / "del")
+    b.start()
+    try:
+        topic = unique_topic("dg")
+        confluent_produce(b.bootstrap, topic, [(None, b"x", None)] * 2, partition=0)
+        gone, busy, unknown = unique_group("dg-gone"), unique_group("dg-busy"), unique_group("dg-unknown")
+        _commit_offsets(b.bootstrap, topic, gone, 1)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": busy, "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        wait_until(lambda: c.poll(0.2) is not None and c.assignment(), timeout=30, msg="member assigned")
+        try:
+            res = dict(kafka_python_admin(b.bootstrap).delete_consumer_groups([gone, busy, unknown]))
+            assert res[gone] is NoError and res[busy] is NonEmptyGroupError and res[unknown] is GroupIdNotFoundError
+        finally:
+            c.close()
+        listed = dict(kafka_python_admin(b.bootstrap).list_consumer_groups())
+        assert gone not in listed and busy in listed
+        assert kafka_python_admin(b.bootstrap).list_consumer_group_offsets(gone) == {}
+        b.stop()
+        b.start()  # the deletion was durable: replayed from the offsets log
+        listed = dict(kafka_python_admin(b.bootstrap).list_consumer_groups())
+        assert gone not in listed and busy in listed
+    finally:
+        b.stop()
+
+
+def test_offsets_expire_for_groups_without_members(tmp_path):
+    """Kafka's offsets.retention.minutes: the offsets of a memberless group expire after broker.offsets_retention_ms
+    without a commit; a group with a live member keeps its offsets however old."""
+    from confluent_kafka import Consumer, TopicPartition
+    from kafka_harness import Broker, confluent_produce, unique_group
+    b = Broker(tmp_path / "exp", sets={"broker.offsets_retention_ms": "1500",
+                                       "broker.offsets_retention_check_interval_ms": "100"})
+    b.start()
+    try:
+        topic = unique_topic("exp")
+        confluent_produce(b.bootstrap, topic, [(None, b"x", None)] * 2, partition=0)
+        idle, active = unique_group("exp-idle"), unique_group("exp-active")
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": active, "auto.offset.reset": "earliest",
+                      "enable.auto.commit": False})
+        c.subscribe([topic])
+        wait_until(lambda: c.poll(0.2) is not None and c.assignment(), timeout=30, msg="member assigned")
+        try:
+            # the active group commits first, so when the idle group's offsets expire its commit is older still
+            c.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
+            _commit_offsets(b.bootstrap, topic, idle, 1)
+            admin = kafka_python_admin(b.bootstrap)
+            assert admin.list_consumer_group_offsets(idle)
+            wait_until(lambda: not admin.list_consumer_group_offsets(idle), timeout=30, msg="idle offsets expired")
+            assert idle not in dict(admin.list_consumer_groups())
+            assert [o.offset for o in admin.list_consumer_group_offsets(active).values()] == [2]
+        finally:
+            c.close()
+    finally:
+        b.stop()

@@ -245,6 +245,36 @@ static void test_close_cancels_queued(void **state) {
   assert_int_equal(d1.status, 0);
 }
 
+/* A deletion is a frame of its own: durable when acknowledged, replayed in order (a later commit brings the group
+ * back), and gone from a compacted file. */
+static void test_delete_group(void **state) {
+  fixture_t *f = *state;
+  sl_offset_store_t *s;
+  assert_int_equal(sl_offset_store_open(&f->loop, f->dir, &s), 0);
+  commit1(f, s, "gone", "t", 0, 5, NULL);
+  commit1(f, s, "back", "t", 0, 6, NULL);
+  commit1(f, s, "kept", "t", 0, 7, NULL);
+  assert_true(sl_offset_store_newest_commit_ms(s, S("gone")) > 0);
+  done_t d = {0};
+  sl_offset_store_delete_group(s, S("gone"), on_done, &d);
+  sl_offset_store_delete_group(s, S("back"), on_done, &d);
+  assert_non_null(sl_offset_store_get(s, S("gone"), S("t"), 0)); /* not before it is durable */
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(d.calls, 2);
+  assert_int_equal(d.status, 0);
+  assert_null(sl_offset_store_get(s, S("gone"), S("t"), 0));
+  assert_int_equal(sl_offset_store_newest_commit_ms(s, S("gone")), INT64_MIN);
+  commit1(f, s, "back", "t", 1, 8, NULL);
+  close_store(f, s);
+
+  assert_int_equal(sl_offset_store_open(&f->loop, f->dir, &s), 0); /* replayed */
+  assert_null(sl_offset_store_get(s, S("gone"), S("t"), 0));
+  assert_null(sl_offset_store_get(s, S("back"), S("t"), 0));
+  assert_int_equal(sl_offset_store_get(s, S("back"), S("t"), 1)->offset, 8);
+  assert_int_equal(sl_offset_store_get(s, S("kept"), S("t"), 0)->offset, 7);
+  close_store(f, s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_commit_reopen, setup, teardown),
@@ -253,6 +283,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compaction_on_open, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_cancels_queued, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delete_group, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,3 +95,18 @@ test('describeConfigs for a topic and the broker', async () => {
   assert.equal(nparts.configValue, '3') // this broker runs with broker.num_partitions=3
   assert.equal(nparts.isDefault, false)
 })
+
+test('deleteGroups removes a memberless group and its offsets; unknown -> GROUP_ID_NOT_FOUND', async () => {
+  const topic = uniqueName('kjs-dg')
+  const groupId = uniqueName('kjs-dg-group')
+  assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] }), true)
+  await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '0' }] })
+  assert.deepEqual((await admin.fetchOffsets({ groupId, topics: [topic] }))[0].partitions.map((p) => p.offset), ['0'])
+  const res = await admin.deleteGroups([groupId])
+  assert.deepEqual(res.map((r) => [r.groupId, r.errorCode]), [[groupId, 0]])
+  assert.deepEqual((await admin.fetchOffsets({ groupId, topics: [topic] }))[0].partitions.map((p) => p.offset), ['-1'])
+  await assert.rejects(admin.deleteGroups([uniqueName('kjs-dg-none')]), (e) => {
+    assert.deepEqual((e.groups || []).map((g) => g.error && g.error.type), ['GROUP_ID_NOT_FOUND'], `got ${e}`)
+    return true
+  })
+})
