@@ -6,15 +6,23 @@
  *   host      one node (from system.local / system.peers): a pool of connections_per_host connections and a
  *             reconnect timer with exponential backoff.
  *   conn      one TCP connection with up to max_requests_per_connection stream ids in flight. Writes coalesce: while
- *             one uv_write is in flight, new frames append to `out` and go in the next write.
+ *             one uv_write is in flight, new frames append to `out` and go in the next write. With TLS the
+ *             connection also owns a client session (net/tls.h, memory BIOs): ciphertext read from the socket is fed
+ *             to it and the plaintext lands in `rbuf`; `out` is encrypted into `tlsout` when it is flushed.
  *   req       one request: a user statement/batch/prepare, or an internal frame (handshake, system queries).
  *
  * Connection lifecycle (functions named on the transitions):
  *
- *   conn_open ──uv connect──> on_connected ──OPTIONS──> SUPPORTED ──STARTUP──> READY ──[USE ks]──> conn_ready
- *                 │                                               └─AUTHENTICATE─AUTH_RESPONSE─AUTH_SUCCESS─┘
- *                 └─ error / timeout / ERROR ──> conn_close ──uv close cbs──> conn_free (in-flight requests are
- *                    retried elsewhere if idempotent, else failed with SL_CQL_CLIENT_CONNECTION_CLOSED)
+ *   conn_open ──uv connect──> on_tcp_connect ─[TLS: tls_start ──ClientHello ... Finished, fed by tls_read]─┐
+ *     ┌────────────────────────────────────────────────────────────────────────────────────────────────────┘
+ *     └─> hs_start ──OPTIONS──> SUPPORTED ──STARTUP──> READY ──[USE ks]──> conn_ready
+ *           │                             └─AUTHENTICATE─AUTH_RESPONSE─AUTH_SUCCESS┘
+ *           └─ error / timeout / ERROR / TLS failure (tls_failed) ──> conn_close ──uv close cbs──> conn_free
+ *              (in-flight requests are retried elsewhere if idempotent, else failed with
+ *              SL_CQL_CLIENT_CONNECTION_CLOSED)
+ *
+ * States: CS_CONNECTING (TCP), CS_TLS (TLS handshake: nothing of CQL is sent), CS_HANDSHAKE (CQL handshake),
+ * CS_READY, CS_CLOSING.
  *
  * The control connection additionally sends REGISTER, reads system.local, system.peers and
  * system_schema.keyspaces (refresh_topology) and answers schema-agreement checks after DDL.
@@ -36,6 +44,7 @@
 #include "cql/compress.h"
 #include "cql/murmur3.h"
 #include "cql/proto.h"
+#include "net/tls.h"
 
 #define MAX_PLAN 16
 #define TICK_MS 10
@@ -123,7 +132,7 @@ struct req {
   sl_cql_prepared_t *reprep; /* which prepared statement is being re-prepared */
 };
 
-enum { CS_CONNECTING, CS_HANDSHAKE, CS_READY, CS_CLOSING };
+enum { CS_CONNECTING, CS_TLS, CS_HANDSHAKE, CS_READY, CS_CLOSING };
 
 struct conn {
   sl_cql_client_t *c;
@@ -138,6 +147,11 @@ struct conn {
   uv_write_t wreq;
   bool writing;
   sl_buf_t out, wbuf, rbuf, dbuf, cbuf;
+  sl_tls_conn_t *tls;     /* NULL without TLS; created on TCP connect */
+  sl_buf_t tlsin, tlsout; /* ciphertext read from / to be written to the socket */
+  char tls_sni[256];      /* "" = no SNI */
+  char tls_name[256];     /* what the certificate must name ("" = not checked) */
+  bool answered;          /* a frame has come back on this connection */
   cql_compression_t comp;
   req_t **streams;
   int16_t *free_ids;
@@ -166,10 +180,21 @@ typedef struct {
   int port;
 } contact_t;
 
+/* A contact point written as a DNS name and the address it resolved to: connections to that address check the
+ * certificate against the name the user wrote (nodes are otherwise known by IP only, from system.local/peers). */
+typedef struct {
+  char ip[64];
+  char name[256];
+} tls_named_t;
+
 struct sl_cql_client {
   uv_loop_t *loop;
   sl_cql_client_config_t cfg;
-  char *contact_str, *username, *password, *local_dc, *keyspace;
+  char *contact_str, *username, *password, *local_dc, *keyspace, *tls_server_name;
+  sl_tls_ctx_t *tls_ctx; /* NULL without TLS */
+  bool tls_client_cert;  /* a client certificate is presented */
+  tls_named_t *tls_named;
+  size_t ntls_named;
   contact_t *contacts;
   size_t ncontacts, contact_next;
   int version;
@@ -268,6 +293,7 @@ void sl_cql_client_config_defaults(sl_cql_client_config_t *cfg) {
   cfg->request_timeout_ms = 12000;
   cfg->connect_timeout_ms = 5000;
   cfg->consistency = SL_CQL_LOCAL_ONE;
+  cfg->tls_check_hostname = true;
 }
 
 /* "host[:port]" or "[v6]:port" or bare v6. */
@@ -316,10 +342,49 @@ static void free_config(sl_cql_client_t *c) {
   free(c->password);
   free(c->local_dc);
   free(c->keyspace);
+  free(c->tls_server_name);
+  free(c->tls_named);
+  sl_tls_ctx_free(c->tls_ctx); /* every connection (and its SSL) is gone by now */
   free(c);
 }
 
+static bool str_set(const char *s) { return s && *s; }
+
+/* Loads the TLS files into a context (or checks that no TLS setting is given without cfg->tls). */
+static int setup_tls(sl_cql_client_t *c, const sl_cql_client_config_t *cfg, char *err, size_t errlen) {
+  if (!cfg->tls) {
+    if (str_set(cfg->tls_ca_file) || str_set(cfg->tls_cert_file) || str_set(cfg->tls_key_file) ||
+        str_set(cfg->tls_server_name)) {
+      /* a CA file without TLS would silently connect in clear: refuse rather than guess */
+      snprintf(err, errlen, "TLS files or a TLS server name are set but TLS is off");
+      return -EINVAL;
+    }
+    return 0;
+  }
+  sl_tls_client_config_t tc = {.ca_file = cfg->tls_ca_file, .cert_file = cfg->tls_cert_file,
+                               .key_file = cfg->tls_key_file};
+  int rc = sl_tls_client_ctx_create(&tc, &c->tls_ctx, err, errlen);
+  if (rc != 0) return rc;
+  c->tls_client_cert = str_set(cfg->tls_cert_file);
+  if (str_set(cfg->tls_server_name)) {
+    if (strlen(cfg->tls_server_name) >= sizeof c->tls_named[0].name) {
+      snprintf(err, errlen, "TLS server name too long");
+      return -EINVAL;
+    }
+    c->tls_server_name = xstrdup(cfg->tls_server_name);
+  }
+  return 0;
+}
+
 int sl_cql_client_create(uv_loop_t *loop, const sl_cql_client_config_t *cfg, sl_cql_client_t **out) {
+  char err[512];
+  int rc = sl_cql_client_create_with_error(loop, cfg, out, err, sizeof err);
+  if (rc != 0) SL_ERROR("cql-client", "%s", err);
+  return rc;
+}
+
+int sl_cql_client_create_with_error(uv_loop_t *loop, const sl_cql_client_config_t *cfg, sl_cql_client_t **out,
+                                    char *err, size_t errlen) {
   *out = NULL;
   sl_cql_client_config_t d;
   sl_cql_client_config_defaults(&d);
@@ -356,6 +421,7 @@ int sl_cql_client_create(uv_loop_t *loop, const sl_cql_client_config_t *cfg, sl_
     if (len) {
       contact_t ct;
       if (parse_contact(p, len, &ct) != 0) {
+        snprintf(err, errlen, "bad contact point '%.*s'", (int)len, p);
         free_config(c);
         return -EINVAL;
       }
@@ -368,14 +434,18 @@ int sl_cql_client_create(uv_loop_t *loop, const sl_cql_client_config_t *cfg, sl_
     if (*p == ',') p++;
   }
   if (!c->ncontacts) {
-    free(c->contact_str);
-    free(c->username);
-    free(c->password);
-    free(c->local_dc);
-    free(c->keyspace);
-    free(c);
+    snprintf(err, errlen, "no contact point in '%s'", c->contact_str);
+    free_config(c);
     return -EINVAL;
   }
+  int rc = setup_tls(c, cfg, err, errlen);
+  if (rc != 0) {
+    free_config(c);
+    return rc;
+  }
+  /* the files are loaded into tls_ctx; the caller's strings are not kept */
+  c->cfg.tls_ca_file = c->cfg.tls_cert_file = c->cfg.tls_key_file = NULL;
+  c->cfg.tls_server_name = c->tls_server_name;
   c->ctl_backoff_ms = RECONNECT_BASE_MS;
   *out = c;
   return 0;
@@ -931,13 +1001,29 @@ static int encode_request(req_t *rq, int version, sl_buf_t *b, sl_cql_error_t *e
 /* ---------------------------------------------------------------- connections: writing */
 
 static void on_write(uv_write_t *w, int status);
+static void tls_failed(conn_t *cn);
 
 static void conn_flush(conn_t *cn) {
-  if (cn->writing || cn->out.len == 0 || cn->state == CS_CLOSING || cn->state == CS_CONNECTING) return;
+  if (cn->writing || cn->state == CS_CLOSING || cn->state == CS_CONNECTING) return;
+  sl_buf_t *next = &cn->out;
+  if (cn->tls) {
+    /* Frames are encrypted only once the TLS handshake is done, so nothing of CQL (STARTUP, credentials) can leave
+     * before the server is verified; until then only the handshake's own records in tlsout go out. */
+    if (cn->out.len && sl_tls_conn_established(cn->tls)) {
+      int rc = sl_tls_conn_encrypt(cn->tls, cn->out.data, cn->out.len, &cn->tlsout);
+      cn->out.len = 0;
+      if (rc != 0) {
+        tls_failed(cn);
+        return;
+      }
+    }
+    next = &cn->tlsout;
+  }
+  if (next->len == 0) return;
   sl_buf_t tmp = cn->wbuf;
-  cn->wbuf = cn->out;
-  cn->out = tmp;
-  cn->out.len = 0;
+  cn->wbuf = *next;
+  *next = tmp;
+  next->len = 0;
   uv_buf_t ub = uv_buf_init((char *)cn->wbuf.data, (unsigned)cn->wbuf.len);
   cn->wreq.data = cn;
   int rc = uv_write(&cn->wreq, (uv_stream_t *)&cn->tcp, &ub, 1, on_write);
@@ -1059,6 +1145,9 @@ static void conn_free(conn_t *cn) {
   sl_buf_free(&cn->rbuf);
   sl_buf_free(&cn->dbuf);
   sl_buf_free(&cn->cbuf);
+  sl_buf_free(&cn->tlsin);
+  sl_buf_free(&cn->tlsout);
+  sl_tls_conn_free(cn->tls);
   free(cn->streams);
   free(cn->free_ids);
   free(cn);
@@ -1077,11 +1166,76 @@ static void hs_start(conn_t *cn);
 
 static void on_connect_timeout(uv_timer_t *t) {
   conn_t *cn = t->data;
-  if (cn->state == CS_CONNECTING || cn->state == CS_HANDSHAKE) {
-    char why[128];
-    snprintf(why, sizeof why, "connect timeout (%d ms)", cn->c->cfg.connect_timeout_ms);
+  if (cn->state == CS_CONNECTING || cn->state == CS_TLS || cn->state == CS_HANDSHAKE) {
+    char why[200];
+    if (cn->state == CS_TLS) /* e.g. a server that does not speak TLS and waits for the rest of a "frame" */
+      snprintf(why, sizeof why, "TLS handshake with %s failed: no answer within %d ms", cn->peer,
+               cn->c->cfg.connect_timeout_ms);
+    else snprintf(why, sizeof why, "connect timeout (%d ms)", cn->c->cfg.connect_timeout_ms);
     conn_close(cn, why);
   }
+}
+
+/* ---------------------------------------------------------------- connections: TLS */
+
+/* The names a connection to ip checks and sends (see tls_check_hostname in client.h). */
+static void tls_names(const sl_cql_client_t *c, const char *ip, conn_t *cn) {
+  const char *name = ip;
+  if (c->tls_server_name) {
+    name = c->tls_server_name;
+  } else {
+    for (size_t i = 0; i < c->ntls_named; i++)
+      if (!strcmp(c->tls_named[i].ip, ip)) name = c->tls_named[i].name;
+  }
+  /* tls.c never sends an IP literal as SNI, so the IP fallback sends none */
+  snprintf(cn->tls_sni, sizeof cn->tls_sni, "%s", name);
+  snprintf(cn->tls_name, sizeof cn->tls_name, "%s", c->cfg.tls_check_hostname ? name : "");
+}
+
+/* Remembers that the contact point written as `name` resolved to ip. */
+static void tls_remember_name(sl_cql_client_t *c, const char *name, const char *ip) {
+  unsigned char a[16];
+  if (!c->tls_ctx || uv_inet_pton(AF_INET, name, a) == 0 || uv_inet_pton(AF_INET6, name, a) == 0) return;
+  if (strlen(name) >= sizeof c->tls_named[0].name || strlen(ip) >= sizeof c->tls_named[0].ip) return;
+  for (size_t i = 0; i < c->ntls_named; i++)
+    if (!strcmp(c->tls_named[i].ip, ip)) { /* the last name that resolved to ip wins */
+      snprintf(c->tls_named[i].name, sizeof c->tls_named[i].name, "%s", name);
+      return;
+    }
+  tls_named_t *n = realloc(c->tls_named, (c->ntls_named + 1) * sizeof *n);
+  if (!n) abort();
+  c->tls_named = n;
+  snprintf(n[c->ntls_named].ip, sizeof n[0].ip, "%s", ip);
+  snprintf(n[c->ntls_named].name, sizeof n[0].name, "%s", name);
+  c->ntls_named++;
+}
+
+/* Closes cn with the TLS session's reason, worded so that a user sees which server and why. */
+static void tls_failed(conn_t *cn) {
+  const char *reason = cn->tls ? sl_tls_conn_error(cn->tls) : "";
+  if (!reason[0]) reason = "TLS protocol error";
+  /* what OpenSSL reports when the bytes that came back are not TLS at all */
+  bool not_tls = strstr(reason, "wrong version number") || strstr(reason, "packet length too long") ||
+                 strstr(reason, "record layer failure") || strstr(reason, "unknown protocol");
+  char why[420];
+  snprintf(why, sizeof why, "TLS %s with %s failed: %s%s", cn->state == CS_READY ? "session" : "handshake", cn->peer,
+           reason, not_tls ? " (the server does not seem to speak TLS)" : "");
+  conn_close(cn, why);
+}
+
+/* TCP is up: start the TLS handshake; the CQL handshake starts from on_read once it completes (tls_up). */
+static void tls_start(conn_t *cn) {
+  cn->state = CS_TLS;
+  cn->tls = sl_tls_conn_new_client(cn->c->tls_ctx, cn->tls_sni, cn->tls_name);
+  if (!cn->tls) {
+    conn_close(cn, "cannot create a TLS session");
+    return;
+  }
+  if (sl_tls_conn_start(cn->tls, &cn->tlsout) != 0) {
+    tls_failed(cn);
+    return;
+  }
+  conn_flush(cn);
 }
 
 static void on_tcp_connect(uv_connect_t *creq, int status) {
@@ -1094,13 +1248,14 @@ static void on_tcp_connect(uv_connect_t *creq, int status) {
     return;
   }
   uv_tcp_nodelay(&cn->tcp, 1);
-  cn->state = CS_HANDSHAKE;
+  cn->state = cn->c->tls_ctx ? CS_TLS : CS_HANDSHAKE;
   int rc = uv_read_start((uv_stream_t *)&cn->tcp, on_alloc, on_read);
   if (rc != 0) {
     conn_close(cn, uv_strerror(rc));
     return;
   }
-  hs_start(cn);
+  if (cn->c->tls_ctx) tls_start(cn);
+  else hs_start(cn);
 }
 
 static conn_t *conn_open(sl_cql_client_t *c, host_t *h, const struct sockaddr *sa, const char *peer, bool control) {
@@ -1122,6 +1277,14 @@ static conn_t *conn_open(sl_cql_client_t *c, host_t *h, const struct sockaddr *s
   sl_buf_init(&cn->rbuf);
   sl_buf_init(&cn->dbuf);
   sl_buf_init(&cn->cbuf);
+  sl_buf_init(&cn->tlsin);
+  sl_buf_init(&cn->tlsout);
+  if (c->tls_ctx) {
+    char ip[64] = "";
+    if (sa->sa_family == AF_INET) uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof ip);
+    else uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof ip);
+    tls_names(c, ip, cn);
+  }
   cn->next_all = c->all_conns;
   c->all_conns = cn;
   uv_tcp_init(c->loop, &cn->tcp);
@@ -1183,6 +1346,13 @@ static void conn_close(conn_t *cn, const char *why) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   conn_t *cn = h->data;
   (void)suggested;
+  if (cn->tls) { /* ciphertext goes through the session; on_read decrypts it into rbuf */
+    cn->tlsin.len = 0;
+    sl_buf_reserve(&cn->tlsin, 65536);
+    buf->base = (char *)cn->tlsin.data;
+    buf->len = cn->tlsin.cap;
+    return;
+  }
   sl_buf_reserve(&cn->rbuf, 65536);
   buf->base = (char *)cn->rbuf.data + cn->rbuf.len;
   buf->len = cn->rbuf.cap - cn->rbuf.len;
@@ -1190,15 +1360,57 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_frame(conn_t *cn, const cql_header_t *h, const uint8_t *body, size_t len);
 
+/* The TLS session's share of a read: decrypts into rbuf, sends what the session answers, and moves on to the CQL
+ * handshake once the TLS handshake completes. Returns false when the connection was closed. */
+static bool tls_read(conn_t *cn, size_t n) {
+  int rc = sl_tls_conn_feed(cn->tls, cn->tlsin.data, n, &cn->rbuf, &cn->tlsout);
+  cn->tlsin.len = 0;
+  if (rc != 0) {
+    tls_failed(cn);
+    return false;
+  }
+  if (cn->state == CS_TLS && sl_tls_conn_established(cn->tls)) {
+    SL_DEBUG("cql-client", "TLS with %s established", cn->peer);
+    cn->state = CS_HANDSHAKE;
+    hs_start(cn); /* OPTIONS: the first CQL bytes, behind the handshake's last records in tlsout */
+  }
+  conn_flush(cn);
+  return cn->state != CS_CLOSING;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   conn_t *cn = s->data;
   (void)buf;
   if (nread < 0) {
-    conn_close(cn, nread == UV_EOF ? "closed by the server" : uv_strerror((int)nread));
+    char why[200];
+    const char *what = nread == UV_EOF ? "closed by the server" : uv_strerror((int)nread);
+    if (cn->state == CS_TLS) snprintf(why, sizeof why, "TLS handshake with %s failed: %s", cn->peer, what);
+    else if (cn->tls && !cn->answered && nread == UV_EOF)
+      /* TLS 1.3 lets the client finish its handshake before the server has checked the client's certificate: a
+       * server that refuses it (or wants one) may just close after our first record, without an alert */
+      snprintf(why, sizeof why, "TLS handshake with %s failed: %s before answering (%s a client certificate?)",
+               cn->peer, what, cn->c->tls_client_cert ? "did it refuse" : "does it require");
+    else if (!cn->tls && !cn->answered && nread == UV_EOF) /* what a TLS-only server does with a clear OPTIONS */
+      snprintf(why, sizeof why, "%s before answering (if it requires TLS, turn TLS on in the client)", what);
+    else snprintf(why, sizeof why, "%s", what);
+    conn_close(cn, why);
     return;
   }
-  if (cn->state == CS_CLOSING) return;
-  cn->rbuf.len += (size_t)nread;
+  if (cn->state == CS_CLOSING || nread == 0) return;
+  if (cn->tls) {
+    if (!tls_read(cn, (size_t)nread)) return;
+  } else {
+    cn->rbuf.len += (size_t)nread;
+    /* A TLS record (alert 0x15 or handshake 0x16, then major version 3) where a CQL response was expected: the
+     * server wants TLS. No CQL frame starts so (response versions have the 0x80 bit set). */
+    if (cn->state == CS_HANDSHAKE && cn->rbuf.len >= 2 && (cn->rbuf.data[0] == 0x15 || cn->rbuf.data[0] == 0x16) &&
+        cn->rbuf.data[1] == 0x03) {
+      char why[200];
+      snprintf(why, sizeof why, "%s answered with TLS: the server requires TLS (turn TLS on in the client)", cn->peer);
+      conn_close(cn, why);
+      return;
+    }
+  }
   size_t pos = 0;
   while (cn->state != CS_CLOSING) {
     cql_header_t h;
@@ -1275,6 +1487,7 @@ static void on_event(conn_t *cn, const uint8_t *body, size_t len);
 static void on_user_response(conn_t *cn, req_t *rq, uint8_t opcode, const uint8_t *body, size_t len);
 
 static void on_frame(conn_t *cn, const cql_header_t *h, const uint8_t *body, size_t len) {
+  cn->answered = true;
   sl_reader_t r;
   sl_reader_init(&r, body, len);
   skip_body_prefix(h, &r);
@@ -1860,6 +2073,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res) {
     uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
   }
   uv_freeaddrinfo(res);
+  tls_remember_name(c, rs->host, ip);
   char peer[96];
   if (strchr(ip, ':')) snprintf(peer, sizeof peer, "[%s]:%d", ip, rs->port);
   else snprintf(peer, sizeof peer, "%s:%d", ip, rs->port);

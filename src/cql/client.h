@@ -73,14 +73,36 @@ typedef struct {
   int connect_timeout_ms;          /* default 5000 */
   bool lz4;                        /* ask for lz4 frame compression */
   sl_cql_consistency_t consistency; /* default LOCAL_ONE */
+  /* TLS to every node (Cassandra's client_encryption_options, `sluice store` with store.tls_cert_file; cqlsh
+   * --ssl). A string that is NULL or "" is not set, so string settings map directly. The server's certificate chain
+   * is always verified; there is no switch to turn that off. TLS 1.2 or later. */
+  bool tls;                    /* default false. Setting any tls_* string below without it is an error (-EINVAL) */
+  const char *tls_ca_file;     /* PEM CA certificates the nodes' chains must lead to (a self-signed node certificate
+                                * may be given as its own CA); not set: the system's default trust store */
+  bool tls_check_hostname;     /* default true: a node's certificate must name it, as the DataStax drivers'
+                                * check_hostname: tls_server_name when set; else the contact point's host name as
+                                * written when it is a DNS name and the node is the address it resolved to; else
+                                * the IP address connected to (IP SAN). false: any name, chain still verified */
+  const char *tls_cert_file;   /* client certificate (PEM, may hold the chain) for mutual TLS; with tls_key_file */
+  const char *tls_key_file;    /* its private key (PEM, unencrypted) */
+  const char *tls_server_name; /* SNI sent to, and the name checked on, every node; not set: SNI is the contact
+                                * point's host name when it is a DNS name, and no SNI for IP addresses */
 } sl_cql_client_config_t;
 
-/* Fills cfg with the defaults above (contact_points "127.0.0.1:9042"). */
+/* Fills cfg with the defaults above (contact_points "127.0.0.1:9042", TLS off, tls_check_hostname true). */
 void sl_cql_client_config_defaults(sl_cql_client_config_t *cfg);
 
+/* Returns 0, or a negative errno: -EINVAL for a malformed contact point or TLS settings, -ENOENT/-EACCES for a TLS
+ * file that cannot be read (the reason is logged at ERROR level; _with_error hands it back instead). TLS files are
+ * loaded here, once: a later change on disk needs a new client. */
 int sl_cql_client_create(uv_loop_t *loop, const sl_cql_client_config_t *cfg, sl_cql_client_t **out);
+int sl_cql_client_create_with_error(uv_loop_t *loop, const sl_cql_client_config_t *cfg, sl_cql_client_t **out,
+                                    char *err, size_t errlen);
 /* Connects the control connection, discovers the nodes (system.local, system.peers), opens the pools and
- * registers for events. err is NULL on success. */
+ * registers for events. err is NULL on success. With TLS, each connection completes its TLS handshake before its
+ * CQL handshake (OPTIONS, STARTUP); a failed TLS handshake fails that connection like an unreachable host ("TLS
+ * handshake with 127.0.0.1:9042 failed: certificate verify failed: ..."), so the next contact point is tried and the
+ * last reason ends up in err. */
 typedef void (*sl_cql_connect_cb)(sl_cql_client_t *c, const sl_cql_error_t *err, void *arg);
 void sl_cql_client_connect(sl_cql_client_t *c, sl_cql_connect_cb cb, void *arg);
 /* Fails every pending request with SL_CQL_CLIENT_CLOSING, closes connections, and calls closed(arg) once all

@@ -554,12 +554,12 @@ static size_t uvint_put(uint64_t v, uint8_t *out) {
     out[0] = (uint8_t)v;
     return 1;
   }
-  size_t extra = size - 1;
-  for (size_t i = extra + 1; i-- > 0;) {
-    out[i] = (uint8_t)v;
+  if (size > 9) size = 9; /* cannot happen (lz is 0..63); the bound lets gcc -O3 see out (27 bytes) is enough */
+  for (size_t i = size; i > 0; i--) {
+    out[i - 1] = (uint8_t)v;
     v >>= 8;
   }
-  out[0] |= (uint8_t)~(0xFFu >> extra);
+  out[0] |= (uint8_t)~(0xFFu >> (size - 1));
   return size;
 }
 

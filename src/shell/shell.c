@@ -681,19 +681,35 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: sluice cql [--host HOST:PORT] [-u USER -p PASSWORD] [-k KEYSPACE] [-e STATEMENTS | -f FILE]\n"
           "                  [--json] [--timeout MS]\n"
+          "                  [--ssl [--cafile FILE] [--certfile FILE --keyfile FILE] [--no-check-hostname]\n"
+          "                         [--server-name NAME]]\n"
           "\n"
           "An interactive CQL shell (like cqlsh). Without -e or -f it reads statements from the terminal, with\n"
-          "history and line editing. DESCRIBE KEYSPACES | KEYSPACE ks | TABLES | TABLE [ks.]t read system_schema.\n");
+          "history and line editing. DESCRIBE KEYSPACES | KEYSPACE ks | TABLES | TABLE [ks.]t read system_schema.\n"
+          "\n"
+          "TLS (cqlsh --ssl):\n"
+          "  --ssl                  connect with TLS; the server's certificate is always verified\n"
+          "  --cafile FILE          PEM CA certificates that sign the server's certificate (default: the system's\n"
+          "                         trust store)\n"
+          "  --certfile, --keyfile  client certificate and key (PEM) for servers that require one\n"
+          "  --no-check-hostname    accept a certificate that does not name the host (the chain is still checked)\n"
+          "  --server-name NAME     SNI and the name the certificate must have (default: the host as given)\n"
+          "  (--cafile, --certfile, --keyfile and --server-name imply --ssl)\n");
 }
 
 int sl_shell_main(int argc, char **argv) {
   const char *host = "127.0.0.1:9042", *user = NULL, *pass = NULL, *exec = NULL, *file = NULL, *ks = NULL;
-  bool json = false;
+  bool json = false, ssl = false, check_hostname = true;
+  const char *cafile = NULL, *certfile = NULL, *keyfile = NULL, *server_name = NULL;
   int timeout = 0;
   static const struct option opts[] = {{"host", required_argument, 0, 'H'},  {"username", required_argument, 0, 'u'},
                                        {"password", required_argument, 0, 'p'}, {"execute", required_argument, 0, 'e'},
                                        {"file", required_argument, 0, 'f'},     {"keyspace", required_argument, 0, 'k'},
                                        {"json", no_argument, 0, 'j'},           {"timeout", required_argument, 0, 't'},
+                                       {"ssl", no_argument, 0, 'S'},            {"cafile", required_argument, 0, 'C'},
+                                       {"certfile", required_argument, 0, 'c'}, {"keyfile", required_argument, 0, 'K'},
+                                       {"no-check-hostname", no_argument, 0, 'N'},
+                                       {"server-name", required_argument, 0, 'n'},
                                        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   optind = 1;
   for (int c; (c = getopt_long(argc, argv, "u:p:e:f:k:h", opts, NULL)) != -1;) {
@@ -706,6 +722,12 @@ int sl_shell_main(int argc, char **argv) {
       case 'k': ks = optarg; break;
       case 'j': json = true; break;
       case 't': timeout = atoi(optarg); break;
+      case 'S': ssl = true; break;
+      case 'C': cafile = optarg, ssl = true; break;
+      case 'c': certfile = optarg, ssl = true; break;
+      case 'K': keyfile = optarg, ssl = true; break;
+      case 'N': check_hostname = false; break;
+      case 'n': server_name = optarg, ssl = true; break;
       case 'h': usage(stdout); return 0;
       default: usage(stderr); return 1;
     }
@@ -722,8 +744,15 @@ int sl_shell_main(int argc, char **argv) {
   cfg.password = pass;
   cfg.keyspace = ks;
   if (timeout > 0) cfg.request_timeout_ms = timeout;
-  if (sl_cql_client_create(sh.loop, &cfg, &sh.client) != 0) {
-    fprintf(stderr, "Connection error: bad host '%s'\n", host);
+  cfg.tls = ssl;
+  cfg.tls_ca_file = cafile;
+  cfg.tls_cert_file = certfile;
+  cfg.tls_key_file = keyfile;
+  cfg.tls_server_name = server_name;
+  cfg.tls_check_hostname = check_hostname;
+  char why[512];
+  if (sl_cql_client_create_with_error(sh.loop, &cfg, &sh.client, why, sizeof why) != 0) {
+    fprintf(stderr, "Connection error: %s\n", why);
     return 1;
   }
   if (ks) snprintf(current_ks, sizeof current_ks, "%s", ks);

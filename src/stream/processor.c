@@ -44,6 +44,7 @@ const sl_config_field_t sl_stream_config_fields[] = {
     F("stream.cql", SL_CONFIG_STRING, cql, "127.0.0.1:9042", 0, 0, "CQL contact points (host:port,...)"),
     F("stream.cql_username", SL_CONFIG_STRING, cql_username, "", 0, 0, "CQL user (PasswordAuthenticator)"),
     F("stream.cql_password", SL_CONFIG_STRING, cql_password, "", 0, 0, "CQL password"),
+    SL_CQL_TLS_SETTINGS_FIELDS("stream", sl_stream_config_t, cql_tls),
     F("stream.pipelines", SL_CONFIG_STRING, pipelines, "", 0, 0, "pipeline YAML files, comma-separated"),
     F("pipelines", SL_CONFIG_DOCUMENT, pipelines_doc, NULL, 0, 0,
       "pipelines declared in the --config file, as a top-level `pipelines:` list like examples/*.yaml"),
@@ -930,8 +931,10 @@ static int start_common(uv_loop_t *loop, const sl_stream_config_t *cfg, sl_pipel
     cc.username = cfg->cql_username;
     cc.password = cfg->cql_password;
   }
-  if (sl_cql_client_create(loop, &cc, &s->cql) != 0) {
-    snprintf(err, sizeof err, "cannot create the CQL client for %s", cfg->cql);
+  sl_cql_tls_settings_apply(&cfg->cql_tls, &cc);
+  char why[400];
+  if (sl_cql_client_create_with_error(loop, &cc, &s->cql, why, sizeof why) != 0) {
+    snprintf(err, sizeof err, "cannot create the CQL client for %s: %s", cfg->cql, why);
     sl_kafka_uv_close(s->producer_watch);
     rd_kafka_destroy(s->producer);
     goto fail;

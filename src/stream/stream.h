@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "cql/client_settings.h"
 #include "stream/kafka_settings.h"
 
 typedef struct {
@@ -17,6 +18,7 @@ typedef struct {
   sl_kafka_settings_t kafka; /* TLS / SASL towards them */
   char *cql;                 /* CQL contact points */
   char *cql_username, *cql_password;
+  sl_cql_tls_settings_t cql_tls; /* TLS towards the CQL nodes */
   char *pipelines;           /* pipeline YAML files, comma-separated */
   char *pipelines_doc;       /* a YAML file with a top-level `pipelines:` list: the --config file itself */
   char *ready_file;          /* written with "ready\n" once every pipeline has its table and its partitions */

@@ -2,7 +2,9 @@
  * by tabs), and prints one JSON line per command. The pytest suite in this directory uses it against a real
  * `sluice store`. Commands:
  *
- *   connect HOSTPORT [key=value...]   keys: lz4, timeout, conns, maxreq, max_pending, keyspace, user, pass, dc
+ *   connect HOSTPORT [key=value...]   keys: lz4, timeout, connect_timeout, conns, maxreq, max_pending, keyspace,
+ *                                     user, pass, dc; TLS: tls (0|1), ca, check_hostname (0|1), cert, key,
+ *                                     server_name (strings as a settings file would give them)
  *   query CQL                         all pages; prints rows as JSON objects and the page count
  *   pagesize N | timeout N | idempotent 0|1 | consistency N
  *   prepare CQL                       becomes the current prepared statement
@@ -66,6 +68,13 @@ static void cmd_connect(char **f, int n) {
     const char *k = f[i], *v = eq + 1;
     if (!strcmp(k, "lz4")) cfg.lz4 = atoi(v) != 0;
     else if (!strcmp(k, "timeout")) cfg.request_timeout_ms = atoi(v);
+    else if (!strcmp(k, "connect_timeout")) cfg.connect_timeout_ms = atoi(v);
+    else if (!strcmp(k, "tls")) cfg.tls = atoi(v) != 0;
+    else if (!strcmp(k, "ca")) cfg.tls_ca_file = v;
+    else if (!strcmp(k, "check_hostname")) cfg.tls_check_hostname = atoi(v) != 0;
+    else if (!strcmp(k, "cert")) cfg.tls_cert_file = v;
+    else if (!strcmp(k, "key")) cfg.tls_key_file = v;
+    else if (!strcmp(k, "server_name")) cfg.tls_server_name = v;
     else if (!strcmp(k, "conns")) cfg.connections_per_host = atoi(v);
     else if (!strcmp(k, "maxreq")) cfg.max_requests_per_connection = atoi(v);
     else if (!strcmp(k, "max_pending")) cfg.max_pending = atoi(v);
@@ -74,9 +83,11 @@ static void cmd_connect(char **f, int n) {
     else if (!strcmp(k, "pass")) cfg.password = v;
     else if (!strcmp(k, "dc")) cfg.local_dc = v;
   }
-  int rc = sl_cql_client_create(loop, &cfg, &client);
+  sl_cql_error_t err;
+  int rc = sl_cql_client_create_with_error(loop, &cfg, &client, err.message, sizeof err.message);
   if (rc != 0) {
-    printf("{\"ok\":false,\"code\":%d,\"message\":\"create failed\"}\n", rc);
+    err.code = rc; /* a negative errno: the client was not created */
+    print_error(&err);
     return;
   }
   connected_done = false;

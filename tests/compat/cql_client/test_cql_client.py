@@ -6,6 +6,7 @@ sluice binary): one tab-separated command per line on stdin, one JSON line per c
 
     /usr/bin/python3 -m pytest tests/compat/cql_client -q
 """
+import asyncio
 import datetime
 import decimal
 import importlib.util
@@ -13,8 +14,11 @@ import json
 import os
 import select
 import signal
+import socket
+import ssl
 import struct
 import subprocess
+import threading
 import time
 import uuid
 
@@ -429,3 +433,322 @@ def test_shell_wrong_password_prints_the_error_as_cqlsh_does(auth_store):
     # the store still serves
     rc, out, err = shell(auth_store, "-u", "bob", "-p", "pw2", "-e", "SELECT key FROM system.local")
     assert rc == 0, err
+
+
+# ---------------------------------------------------------------- TLS
+#
+# A private CA issues the certificates (EC keys: quick to make). `sluice store` serves TLS with
+# store.tls_cert_file/store.tls_key_file; it has no client-certificate setting, so mutual TLS is tested through
+# MutualTlsFront, a TLS front (Python's ssl) that requires a client certificate from the CA and forwards to a plain
+# store, as a Cassandra with require_client_auth would refuse clients without one.
+
+def _openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+
+
+class Pki:
+    def __init__(self, d):
+        self.d = str(d)
+        self.ca, self.ca_key = self._ca("ca", "Sluice test CA")
+        self.other_ca, _ = self._ca("other-ca", "Some other CA")
+        self.ip = self._issue("ip", "127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+        self.dns = self._issue("dns", "localhost", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth")
+        self.both = self._issue("both", "localhost",
+                                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth")
+        self.client = self._issue("client", "sluice-client", "extendedKeyUsage=clientAuth")
+
+    def _path(self, name):
+        return os.path.join(self.d, name)
+
+    def _ca(self, name, cn):
+        pem, key = self._path(name + ".pem"), self._path(name + ".key")
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                 "-out", pem, "-days", "2", "-subj", "/CN=" + cn, "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        return pem, key
+
+    def _issue(self, name, cn, ext):
+        """A certificate signed by the CA; returns (cert, key) paths."""
+        pem, key, csr, extf = (self._path(name + x) for x in (".pem", ".key", ".csr", ".ext"))
+        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                 "-out", csr, "-subj", "/CN=" + cn)
+        with open(extf, "w") as f:
+            f.write(ext + "\n")
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial", "-out", pem,
+                 "-days", "2", "-extfile", extf)
+        return pem, key
+
+
+class MutualTlsFront:
+    """TLS on 127.0.0.1:<dynamic port> requiring a client certificate signed by ca, forwarding to a plain backend.
+    Records the SNI and the client certificate's CN of each accepted connection."""
+
+    def __init__(self, backend_port, cert, key, ca):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        ctx.load_verify_locations(ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.sni, self.client_cns = [], []
+        ctx.sni_callback = lambda sslobj, name, c: self.sni.append(name)
+        self.backend_port = backend_port
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(lambda loop, context: None)  # refused handshakes are expected here
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ctx, started), daemon=True)
+        self.thread.start()
+        assert started.wait(30), "TLS front did not start"
+        self.hp = "127.0.0.1:%d" % self.port
+
+    def _run(self, ctx, started):
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=ctx))
+        self.port = server.sockets[0].getsockname()[1]
+        started.set()
+        self.loop.run_forever()
+        server.close()
+        tasks = asyncio.all_tasks(self.loop)
+        for t in tasks:
+            t.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self.loop.close()
+
+    async def _handle(self, reader, writer):
+        cert = writer.get_extra_info("peercert") or {}
+        self.client_cns.append(dict(x[0] for x in cert.get("subject", ())).get("commonName"))
+        br, bw = await asyncio.open_connection("127.0.0.1", self.backend_port)
+
+        async def pump(r, w):
+            try:
+                while True:
+                    data = await r.read(65536)
+                    if not data:
+                        break
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pump(reader, bw), pump(br, writer))
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def tls_store(tmp_path_factory, pki):
+    """A store whose certificate names 127.0.0.1 (IP SAN)."""
+    s = Store(tmp_path_factory.mktemp("tls"), {"store.tls_cert_file": pki.ip[0], "store.tls_key_file": pki.ip[1]})
+    yield s.start()
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def localhost_store(tmp_path_factory, pki):
+    """A store on 127.0.0.1 whose certificate names only "localhost" (DNS SAN)."""
+    s = Store(tmp_path_factory.mktemp("tlsdns"), {"store.tls_cert_file": pki.dns[0], "store.tls_key_file": pki.dns[1]})
+    yield s.start()
+    s.stop()
+
+
+def hostport(s):
+    return "%s:%d" % (s.host, s.port)
+
+
+def connect_fails(hp, *opts):
+    """Connects a fresh probe that must fail (within a bounded connect timeout); returns the error, after checking
+    that the probe still closes cleanly."""
+    p = Probe()
+    try:
+        t0 = time.monotonic()
+        r = p.cmd("connect", hp, "connect_timeout=3000", *opts)
+        assert not r["ok"], r
+        assert time.monotonic() - t0 < 20
+    finally:
+        p.close()
+    return r
+
+
+def tls_round_trip(hp, *opts, table="t"):
+    """Connects over TLS with opts, writes and reads back a row through the pool; returns the probe's hosts."""
+    p = Probe()
+    try:
+        p.ok("connect", hp, *opts)
+        p.ok("query", "CREATE KEYSPACE IF NOT EXISTS tlsc WITH replication = "
+                      "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        p.ok("query", "CREATE TABLE IF NOT EXISTS tlsc.%s (k int PRIMARY KEY, v text)" % table)
+        p.ok("prepare", "INSERT INTO tlsc.%s (k, v) VALUES (?, ?)" % table)
+        p.ok("exec", "i32:1", "text:over tls")
+        assert p.ok("query", "SELECT v FROM tlsc.%s WHERE k = 1" % table)["rows"] == [{"v": "over tls"}]
+        return p.ok("hosts")["hosts"]
+    finally:
+        p.close()
+
+
+def test_tls_round_trip_verified_with_the_ca(tls_store, pki):
+    hp = hostport(tls_store)
+    p = Probe()
+    try:
+        assert p.ok("connect", hp, "tls=1", "ca=" + pki.ca)["hosts"] == 1
+        p.ok("query", "CREATE KEYSPACE IF NOT EXISTS tlsc WITH replication = "
+                      "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        p.ok("query", "CREATE TABLE IF NOT EXISTS tlsc.rt (k int PRIMARY KEY, v text)")
+        p.ok("prepare", "INSERT INTO tlsc.rt (k, v) VALUES (?, ?)")
+        big = os.urandom(50000).hex()  # 100 kB: a frame spread over several TLS records each way
+        p.ok("exec", "i32:1", "text:" + big)
+        p.ok("exec", "i32:2", "text:small")
+        rows = p.ok("query", "SELECT k, v FROM tlsc.rt")["rows"]
+        assert sorted((r["k"], r["v"]) for r in rows) == [(1, big), (2, "small")]
+        # many requests pipelined on the encrypted connections
+        p.ok("query", "CREATE TABLE IF NOT EXISTS tlsc.many (k int PRIMARY KEY, v text)")
+        assert p.ok("many", 3000, "INSERT INTO tlsc.many (k, v) VALUES (?, ?)")["succeeded"] == 3000
+        hosts = p.ok("hosts")["hosts"]
+        assert len(hosts) == 1 and hosts[0]["up"] and hosts[0]["address"] == hp
+    finally:
+        p.close()
+    # cross-check: the DataStax Python driver, over TLS with the same CA, reads what the C client wrote
+    c = tls_store.cluster(ssl_context=ssl.create_default_context(cafile=pki.ca))
+    try:
+        s = c.connect()
+        assert s.execute("SELECT v FROM tlsc.rt WHERE k = 1").one().v == big
+        assert s.execute("SELECT count(*) FROM tlsc.many").one()[0] == 3000
+    finally:
+        c.shutdown()
+
+
+def test_tls_name_check_on_a_certificate_for_another_name(localhost_store, pki):
+    hp = hostport(localhost_store)
+    # the certificate names "localhost", the client connected to 127.0.0.1: refused, and says why
+    r = connect_fails(hp, "tls=1", "ca=" + pki.ca)
+    assert r["code"] == -2, r
+    assert ("TLS handshake with %s failed: certificate verify failed: IP address mismatch" % hp) in r["message"], r
+    # name check off: accepted (the chain is still verified: see test_tls_refuses_a_certificate_from_an_unknown_ca)
+    assert tls_round_trip(hp, "tls=1", "ca=" + pki.ca, "check_hostname=0", table="nocheck")[0]["up"]
+    # the name given explicitly is checked on every connection (control and pool)
+    assert tls_round_trip(hp, "tls=1", "ca=" + pki.ca, "server_name=localhost", table="named")[0]["up"]
+    r = connect_fails(hp, "tls=1", "ca=" + pki.ca, "server_name=db.example.com")
+    assert "certificate verify failed: hostname mismatch" in r["message"], r
+
+
+def test_tls_contact_point_written_as_a_name_is_checked_by_that_name(localhost_store, pki):
+    # The pool connects to the address system.local reports (127.0.0.1), yet must check the name the user wrote.
+    addrs = socket.getaddrinfo("localhost", localhost_store.port, type=socket.SOCK_STREAM)
+    if addrs[0][4][0] != "127.0.0.1":
+        pytest.skip("localhost resolves first to %s here, not to the store's 127.0.0.1" % addrs[0][4][0])
+    hosts = tls_round_trip("localhost:%d" % localhost_store.port, "tls=1", "ca=" + pki.ca, table="byname")
+    assert len(hosts) == 1 and hosts[0]["up"] and hosts[0]["address"] == hostport(localhost_store)
+
+
+def test_tls_refuses_a_certificate_from_an_unknown_ca(tls_store, pki):
+    hp = hostport(tls_store)
+    for opts in (["ca=" + pki.other_ca], ["ca=" + pki.other_ca, "check_hostname=0"],
+                 [], ["check_hostname=0"]):  # no CA file: the system's trust store, which does not know this CA
+        r = connect_fails(hp, "tls=1", *opts)
+        assert r["code"] == -2, r
+        assert ("TLS handshake with %s failed: certificate verify failed: " % hp) in r["message"], (opts, r)
+
+
+def test_tls_bad_settings_are_refused_when_the_client_is_created(pki, tmp_path):
+    missing = str(tmp_path / "missing.pem")
+    for opts, code, words in [
+        (["tls=1", "ca=" + missing], -2, "cannot read TLS CA file %s: No such file or directory" % missing),
+        (["tls=1", "ca=" + pki.ca_key], -22, "cannot load TLS CA file %s" % pki.ca_key),
+        (["tls=1", "cert=" + pki.client[0]], -22, "needs both a certificate file and a key file"),
+        (["tls=1", "cert=" + pki.client[0], "key=" + pki.ip[1]], -22, "cannot load TLS client certificate"),
+        (["ca=" + pki.ca], -22, "TLS is off"),  # a CA file without TLS would otherwise connect in clear
+    ]:
+        r = connect_fails("127.0.0.1:9", *opts)  # never dialled: the client is not even created
+        assert r["code"] == code and words in r["message"], (opts, r)
+
+
+def test_plain_client_on_a_tls_port_fails_cleanly(tls_store, pki):
+    hp = hostport(tls_store)
+    r = connect_fails(hp)
+    assert r["code"] == -2, r
+    assert "turn TLS on in the client" in r["message"], r
+    # the store still serves TLS clients
+    assert tls_round_trip(hp, "tls=1", "ca=" + pki.ca, table="after_plain")[0]["up"]
+
+
+def test_tls_client_on_a_plain_store_fails_cleanly(store, pki):
+    hp = hostport(store)
+    r = connect_fails(hp, "tls=1", "ca=" + pki.ca)
+    assert r["code"] == -2, r
+    assert ("TLS handshake with %s failed: " % hp) in r["message"], r
+    assert "does not seem to speak TLS" in r["message"], r
+    # the store still serves plain clients
+    p = Probe()
+    try:
+        p.ok("connect", hp)
+        p.ok("query", "SELECT key FROM system.local")
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def mtls_front(store, pki):
+    f = MutualTlsFront(store.port, pki.both[0], pki.both[1], pki.ca)
+    yield f
+    f.stop()
+
+
+def test_mutual_tls_client_certificate(mtls_front, pki):
+    hp = mtls_front.hp
+    hosts = tls_round_trip(hp, "tls=1", "ca=" + pki.ca, "cert=" + pki.client[0], "key=" + pki.client[1], table="mtls")
+    assert len(hosts) == 1 and hosts[0]["up"] and hosts[0]["address"] == hp
+    # every connection (control and pool) presented the client certificate; IP addresses are never sent as SNI
+    assert len(mtls_front.client_cns) >= 2 and set(mtls_front.client_cns) == {"sluice-client"}, mtls_front.client_cns
+    assert set(mtls_front.sni) == {None}, mtls_front.sni
+    # without a client certificate the server refuses the session, and the client says so
+    r = connect_fails(hp, "tls=1", "ca=" + pki.ca)
+    assert r["code"] == -2 and ("TLS handshake with %s failed: " % hp) in r["message"], r
+    # (an alert if the server sends one; Python's ssl server just closes, which TLS 1.3 lets happen after the
+    # client has finished its side of the handshake)
+    assert "alert certificate required" in r["message"] or "require a client certificate?" in r["message"], r
+    # a DNS server name is sent as SNI on every connection
+    del mtls_front.sni[:]
+    tls_round_trip(hp, "tls=1", "ca=" + pki.ca, "cert=" + pki.client[0], "key=" + pki.client[1],
+                   "server_name=localhost", table="mtls")
+    assert len(mtls_front.sni) >= 2 and set(mtls_front.sni) == {"localhost"}, mtls_front.sni
+
+
+def shell_at(hp, *args):
+    r = subprocess.run([SLUICE_BIN, "cql", "--host", hp] + list(args), capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_shell_over_tls(tls_store, localhost_store, store, mtls_front, pki, tmp_path):
+    q = ["-e", "SELECT key FROM system.local"]
+    rc, out, err = shell_at(hostport(tls_store), "--ssl", "--cafile", pki.ca, *q)
+    assert rc == 0 and "local" in out and "(1 rows)" in out, err
+    # the certificate does not name the host: refused as cqlsh words a connection error, or accepted when told
+    hp = hostport(localhost_store)
+    rc, out, err = shell_at(hp, "--ssl", "--cafile", pki.ca, *q)
+    assert rc == 1 and out == ""
+    assert err.startswith("Connection error: ('Unable to connect to any servers', {'%s': " % hp), err
+    assert "TLS handshake with %s failed: certificate verify failed: IP address mismatch" % hp in err, err
+    rc, out, err = shell_at(hp, "--ssl", "--cafile", pki.ca, "--no-check-hostname", *q)
+    assert rc == 0 and "(1 rows)" in out, err
+    rc, out, err = shell_at(hp, "--cafile", pki.ca, "--server-name", "localhost", *q)  # implies --ssl
+    assert rc == 0 and "(1 rows)" in out, err
+    # client certificate
+    rc, out, err = shell_at(mtls_front.hp, "--ssl", "--cafile", pki.ca, "--certfile", pki.client[0],
+                            "--keyfile", pki.client[1], *q)
+    assert rc == 0 and "(1 rows)" in out, err
+    # TLS mismatches either way fail with a message, not a hang
+    rc, out, err = shell_at(hostport(tls_store), *q)
+    assert rc == 1 and "turn TLS on in the client" in err, err
+    rc, out, err = shell_at(hostport(store), "--ssl", "--cafile", pki.ca, *q)
+    assert rc == 1 and "TLS handshake with %s failed" % hostport(store) in err, err
+    missing = str(tmp_path / "nope.pem")
+    rc, out, err = shell_at(hostport(tls_store), "--ssl", "--cafile", missing, *q)
+    assert rc == 1
+    assert err.strip() == "Connection error: cannot read TLS CA file %s: No such file or directory" % missing
