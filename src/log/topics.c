@@ -340,6 +340,37 @@ int sl_topics_create(sl_topics_t *t, const char *name, size_t len, int32_t parti
   return 0;
 }
 
+int sl_topics_add_partitions(sl_topics_t *t, const char *name, size_t len, int32_t total) {
+  sl_topic_t *tp = sl_topics_find(t, name, len);
+  if (!tp) return -ENOENT;
+  if (total <= tp->partition_count || total > MAX_PARTITIONS) return -EINVAL;
+  sl_partition_t **grown = realloc(tp->partitions, (size_t)total * sizeof *grown);
+  if (!grown) return -ENOMEM;
+  tp->partitions = grown;
+  int rc = 0;
+  /* in index order, so a crash leaves the contiguous 0..k-1 that recovery accepts */
+  for (int32_t i = tp->partition_count; i < total; i++) {
+    char leaf[MAX_TOPIC_NAME + 16];
+    snprintf(leaf, sizeof leaf, "%s-%d", tp->name, (int)i);
+    char *dir = path_join(t->dir, leaf);
+    if (!dir) {
+      rc = -ENOMEM;
+      break;
+    }
+    rc = sl_partition_open(dir, &t->cfg, &tp->partitions[i]);
+    free(dir);
+    if (rc < 0) {
+      sl_log_rmtree(t->dirfd, leaf);
+      break;
+    }
+    tp->partition_count = i + 1;
+  }
+  int sync = sl_log_fsync_dir(t->dirfd);
+  if (rc == 0) rc = sync;
+  SL_INFO("log", "topic %s now has %d partition(s)", tp->name, (int)tp->partition_count);
+  return rc;
+}
+
 int sl_topics_delete(sl_topics_t *t, const char *name, size_t len) {
   bool found;
   size_t at = topic_pos(t, name, len, &found);

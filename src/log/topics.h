@@ -24,6 +24,9 @@ bool sl_topic_name_valid(const char *name, size_t len);
 sl_topic_t *sl_topics_find(sl_topics_t *t, const char *name, size_t len);
 /* Returns 0, -EEXIST, -EINVAL (bad name or count), or -errno. *out may be NULL. */
 int sl_topics_create(sl_topics_t *t, const char *name, size_t len, int32_t partitions, sl_topic_t **out);
+/* Grows a topic to `total` partitions (Kafka's CreatePartitions: never fewer). Returns 0, -ENOENT, -EINVAL (not more
+ * than now, or too many) or -errno, in which case the partitions created before the error remain. */
+int sl_topics_add_partitions(sl_topics_t *t, const char *name, size_t len, int32_t total);
 /* Returns 0 or -ENOENT. The partitions' directories go when their last reference is released. */
 int sl_topics_delete(sl_topics_t *t, const char *name, size_t len);
 

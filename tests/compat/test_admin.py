@@ -234,3 +234,49 @@ def test_offsets_expire_for_groups_without_members(tmp_path):
             c.close()
     finally:
         b.stop()
+
+
+def test_create_partitions_three_clients(tmp_path):
+    """CreatePartitions grows a topic (never shrinks it): confluent-kafka, then kafka-python; records go to the new
+    partitions; the count survives a restart; validate_only changes nothing; errors come back per topic."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import NewPartitions, NewTopic
+    from kafka.admin import NewPartitions as KpNewPartitions
+    from kafka.errors import InvalidPartitionsError
+    from kafka_harness import Broker, confluent_consume_assign, confluent_produce
+    b = Broker(tmp_path / "cp")
+    b.start()
+    try:
+        a = confluent_admin(b.bootstrap)
+        topic = unique_topic("cp")
+        assert a.create_topics([NewTopic(topic, 2, 1)])[topic].result(timeout=20) is None
+
+        def partitions():
+            return len(confluent_admin(b.bootstrap).list_topics(topic, timeout=10).topics[topic].partitions)
+        assert partitions() == 2
+        assert a.create_partitions([NewPartitions(topic, 5)], validate_only=True)[topic].result(timeout=20) is None
+        assert partitions() == 2
+        assert a.create_partitions([NewPartitions(topic, 5)])[topic].result(timeout=20) is None
+        assert partitions() == 5
+        with pytest.raises(Exception) as ei:  # not fewer, not the same
+            a.create_partitions([NewPartitions(topic, 4)])[topic].result(timeout=20)
+        assert ei.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+        missing = unique_topic("cp-none")
+        with pytest.raises(Exception) as ei:
+            a.create_partitions([NewPartitions(missing, 3)])[missing].result(timeout=20)
+        assert ei.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        # kafka-python grows it further; an invalid count is its InvalidPartitionsError
+        kp = kafka_python_admin(b.bootstrap)
+        kp.create_partitions({topic: KpNewPartitions(7)})
+        assert partitions() == 7
+        with pytest.raises(InvalidPartitionsError):
+            kp.create_partitions({topic: KpNewPartitions(3)})
+        # the new partitions take records
+        confluent_produce(b.bootstrap, topic, [(None, b"in-six", None)], partition=6)
+        assert [m.value() for m in confluent_consume_assign(b.bootstrap, topic, 6, 0, 1)] == [b"in-six"]
+        b.stop()
+        b.start()
+        assert partitions() == 7
+        assert [m.value() for m in confluent_consume_assign(b.bootstrap, topic, 6, 0, 1)] == [b"in-six"]
+    finally:
+        b.stop()

@@ -110,3 +110,15 @@ test('deleteGroups removes a memberless group and its offsets; unknown -> GROUP_
     return true
   })
 })
+
+test('createPartitions grows a topic; fewer -> INVALID_PARTITIONS', async () => {
+  const topic = uniqueName('kjs-cp')
+  assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] }), true)
+  await admin.createPartitions({ topicPartitions: [{ topic, count: 4 }] })
+  const md = await admin.fetchTopicMetadata({ topics: [topic] })
+  assert.deepEqual(md.topics[0].partitions.map((p) => p.partitionId).sort(), [0, 1, 2, 3])
+  await assert.rejects(admin.createPartitions({ topicPartitions: [{ topic, count: 3 }] }), (e) => {
+    assert.match(String(e.type || (e.errors && e.errors[0].type) || e), /INVALID_PARTITIONS/)
+    return true
+  })
+})
