@@ -43,6 +43,14 @@ void sl_fetch_wake(sl_broker_t *b);
 /* Answers every parked fetch now (shutdown). */
 void sl_fetch_drain(sl_broker_t *b);
 
+/* One topic config from a request applied to o (value.ptr NULL: back to the broker-wide value). Returns KAFKA_NONE
+ * or KAFKA_INVALID_CONFIG with a message (topic_configs.c). */
+int16_t sl_kafka_topic_config_set(sl_topic_overrides_t *o, sl_slice_t name, sl_slice_t value, char *msg, size_t cap);
+/* Whether a topic config name is one of a topic's own settings (AlterConfigs may change it). */
+bool sl_kafka_topic_config_alterable(const char *name);
+/* The topic's own value of an alterable config, if it has one. */
+bool sl_kafka_topic_config_get(const sl_topic_overrides_t *o, const char *name, int64_t *value);
+
 /* Looks up a topic, creating it when auto-creation applies. Returns NULL with *error set to a Kafka error code. */
 sl_topic_t *sl_broker_topic(sl_broker_t *b, sl_slice_t name, bool allow_create, int16_t *error);
 

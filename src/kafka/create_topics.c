@@ -1,5 +1,6 @@
 /* CreateTopics v0–4. -1 partitions or replication factor means the broker default on every version (kafkajs sends
- * -1/-1 even on v3). With one broker the only valid replication factor is 1. */
+ * -1/-1 even on v3). With one broker the only valid replication factor is 1. Topic configs are the topic's own
+ * settings (topic_configs.c); one this broker cannot honour fails that topic with INVALID_CONFIG. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,11 +60,15 @@ int sl_kafka_handle_create_topics(sl_kafka_request_t *req) {
       (void)sl_read_bytes(r, (size_t)brokers * 4);
     }
     int32_t configs = kafka_read_array_len(r, 4);
+    sl_topic_overrides_t overrides;
+    sl_topic_overrides_clear(&overrides);
+    char message[300];
+    int16_t config_error = KAFKA_NONE;
     for (int32_t c = 0; c < configs; c++) {
-      (void)kafka_read_string(r);
-      (void)kafka_read_string(r); /* topic configs are accepted; the broker-wide log settings apply */
+      sl_slice_t key = kafka_read_string(r), value = kafka_read_string(r);
+      if (config_error == KAFKA_NONE)
+        config_error = sl_kafka_topic_config_set(&overrides, key, value, message, sizeof message);
     }
-    char message[160];
     if (partitions == -1) partitions = assigned_partitions > 0 ? assigned_partitions : (int32_t)b->cfg->num_partitions;
     if (!name.ptr || !sl_topic_name_valid((const char *)name.ptr, name.len)) {
       write_result(out, v, name, KAFKA_INVALID_TOPIC_EXCEPTION,
@@ -85,11 +90,15 @@ int sl_kafka_handle_create_topics(sl_kafka_request_t *req) {
       write_result(out, v, name, KAFKA_INVALID_REPLICATION_FACTOR, message);
       continue;
     }
+    if (config_error != KAFKA_NONE) {
+      write_result(out, v, name, config_error, message);
+      continue;
+    }
     if (validate_only) {
       write_result(out, v, name, KAFKA_NONE, NULL);
       continue;
     }
-    int rc = sl_topics_create(b->topics, (const char *)name.ptr, name.len, partitions, NULL);
+    int rc = sl_topics_create_with(b->topics, (const char *)name.ptr, name.len, partitions, &overrides, NULL);
     if (rc != 0) {
       snprintf(message, sizeof message, "Creating the topic failed: %s", strerror(-rc));
       write_result(out, v, name, rc == -EEXIST ? KAFKA_TOPIC_ALREADY_EXISTS : KAFKA_INVALID_REQUEST, message);

@@ -1,13 +1,14 @@
-/* DescribeConfigs v0–2 (api key 32): the configuration of a topic or of this broker, as Kafka names it, taken
- * from the broker's settings (topics have no overrides here: every topic runs on the broker-wide log settings).
- * Admin clients call it (kafka-python's describe_configs, kafkajs's admin.describeConfigs, confluent-kafka's
- * describe_configs). Nothing is alterable (no AlterConfigs), so every entry is read-only.
+/* DescribeConfigs v0–2 (api key 32): the configuration of a topic or of this broker, as Kafka names it: a topic's
+ * own settings (CreateTopics configs, AlterConfigs; topic_configs.c) over the broker's. Admin clients call it
+ * (kafka-python's describe_configs, kafkajs's admin.describeConfigs, confluent-kafka's describe_configs). A topic's
+ * retention and segment settings are alterable; everything else is read-only.
  *   request:  resources[resource_type i8, resource_name, configuration_keys (nullable array)],
  *             include_synonyms (v1+)
  *   response: throttle_time_ms, results[error_code, error_message, resource_type, resource_name,
  *             configs[name, value, read_only, is_default (v0) | config_source i8 (v1+), is_sensitive,
  *             synonyms[name, value, source] (v1+)]]
- * config_source: 4 STATIC_BROKER_CONFIG when the broker setting was changed from its default, else 5 DEFAULT_CONFIG.
+ * config_source: 1 DYNAMIC_TOPIC_CONFIG for a topic's own value, 4 STATIC_BROKER_CONFIG when the broker setting was
+ * changed from its default, else 5 DEFAULT_CONFIG.
  * Unknown names in configuration_keys are left out, as Kafka does. */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,7 +21,7 @@
 #include "kafka/errors.h"
 
 enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4 };
-enum { SOURCE_STATIC_BROKER_CONFIG = 4, SOURCE_DEFAULT_CONFIG = 5 };
+enum { SOURCE_DYNAMIC_TOPIC_CONFIG = 1, SOURCE_STATIC_BROKER_CONFIG = 4, SOURCE_DEFAULT_CONFIG = 5 };
 
 typedef struct {
   const char *name;    /* Kafka's name */
@@ -100,8 +101,10 @@ static bool wanted(const sl_slice_t *keys, int32_t nkeys, const char *name) {
   return false;
 }
 
+/* overrides: the topic's own settings (NULL for the broker). */
 static void write_configs(sl_buf_t *b, int16_t v, const sl_broker_config_t *cfg, const config_t *table, size_t n,
-                          const sl_slice_t *keys, int32_t nkeys, bool synonyms) {
+                          const sl_topic_overrides_t *overrides, const sl_slice_t *keys, int32_t nkeys,
+                          bool synonyms) {
   size_t count_at = b->len;
   int32_t count = 0;
   kafka_write_array_len(b, 0); /* patched below */
@@ -112,9 +115,16 @@ static void write_configs(sl_buf_t *b, int16_t v, const sl_broker_config_t *cfg,
     if (table[i].setting) setting_value(cfg, table[i].setting, value, sizeof value, &is_default);
     else snprintf(value, sizeof value, "%s", table[i].fixed);
     int8_t source = is_default ? SOURCE_DEFAULT_CONFIG : SOURCE_STATIC_BROKER_CONFIG;
+    int64_t own;
+    bool alterable = overrides && sl_kafka_topic_config_alterable(table[i].name);
+    if (overrides && sl_kafka_topic_config_get(overrides, table[i].name, &own)) {
+      snprintf(value, sizeof value, "%lld", (long long)own);
+      is_default = false;
+      source = SOURCE_DYNAMIC_TOPIC_CONFIG;
+    }
     kafka_write_cstring(b, table[i].name);
     kafka_write_cstring(b, value);
-    kafka_write_bool(b, true); /* read_only: there is no AlterConfigs */
+    kafka_write_bool(b, !alterable); /* read_only */
     if (v == 0) kafka_write_bool(b, is_default);
     else kafka_write_int8(b, source);
     kafka_write_bool(b, false); /* is_sensitive: no secret is described */
@@ -173,15 +183,15 @@ int sl_kafka_handle_describe_configs(sl_kafka_request_t *req) {
     for (int32_t k = 0; k < nkeys; k++) keys[k] = kafka_read_string(r);
     char msg[300];
     if (type == RESOURCE_TOPIC) {
-      bool exists = name.ptr && sl_topics_find(br->topics, (const char *)name.ptr, name.len);
-      if (!exists) {
+      sl_topic_t *topic = name.ptr ? sl_topics_find(br->topics, (const char *)name.ptr, name.len) : NULL;
+      if (!topic) {
         snprintf(msg, sizeof msg, "Topic '%.*s' does not exist", (int)(name.ptr ? name.len : 0),
                  name.ptr ? (const char *)name.ptr : "");
         write_error(b, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, msg, type, name);
       } else {
         write_result_header(b, KAFKA_NONE, NULL, type, name);
-        write_configs(b, v, br->cfg, topic_configs, sizeof topic_configs / sizeof topic_configs[0], keys, nkeys,
-                      synonyms);
+        write_configs(b, v, br->cfg, topic_configs, sizeof topic_configs / sizeof topic_configs[0], &topic->overrides,
+                      keys, nkeys, synonyms);
       }
     } else if (type == RESOURCE_BROKER) {
       char id[16];
@@ -193,8 +203,8 @@ int sl_kafka_handle_describe_configs(sl_kafka_request_t *req) {
         write_error(b, KAFKA_INVALID_REQUEST, msg, type, name);
       } else {
         write_result_header(b, KAFKA_NONE, NULL, type, name);
-        write_configs(b, v, br->cfg, broker_configs, sizeof broker_configs / sizeof broker_configs[0], keys, nkeys,
-                      synonyms);
+        write_configs(b, v, br->cfg, broker_configs, sizeof broker_configs / sizeof broker_configs[0], NULL, keys,
+                      nkeys, synonyms);
       }
     } else {
       snprintf(msg, sizeof msg, "Resource type %d is not supported (topics 2 and brokers 4 are)", type);

@@ -23,6 +23,7 @@ const sl_kafka_api_t sl_kafka_apis[] = {
     {KAFKA_API_DELETE_TOPICS, 0, 3, 4, "DeleteTopics", sl_kafka_handle_delete_topics},
     {KAFKA_API_INIT_PRODUCER_ID, 0, 1, 2, "InitProducerId", sl_kafka_handle_init_producer_id},
     {KAFKA_API_DESCRIBE_CONFIGS, 0, 2, 4, "DescribeConfigs", sl_kafka_handle_describe_configs},
+    {KAFKA_API_ALTER_CONFIGS, 0, 1, 2, "AlterConfigs", sl_kafka_handle_alter_configs},
     {KAFKA_API_SASL_AUTHENTICATE, 0, 1, 2, "SaslAuthenticate", sl_kafka_handle_sasl_authenticate},
     {KAFKA_API_CREATE_PARTITIONS, 0, 1, 2, "CreatePartitions", sl_kafka_handle_create_partitions},
     {KAFKA_API_DELETE_GROUPS, 0, 1, 2, "DeleteGroups", sl_kafka_handle_delete_groups},

@@ -68,6 +68,7 @@ int sl_kafka_handle_init_producer_id(sl_kafka_request_t *req);
 int sl_kafka_handle_describe_groups(sl_kafka_request_t *req);
 int sl_kafka_handle_list_groups(sl_kafka_request_t *req);
 int sl_kafka_handle_describe_configs(sl_kafka_request_t *req);
+int sl_kafka_handle_alter_configs(sl_kafka_request_t *req);
 int sl_kafka_handle_delete_groups(sl_kafka_request_t *req);
 int sl_kafka_handle_create_partitions(sl_kafka_request_t *req);
 int sl_kafka_handle_sasl_handshake(sl_kafka_request_t *req);

@@ -75,6 +75,16 @@ void sl_log_config_defaults(sl_log_config_t *cfg) {
   cfg->index_interval_bytes = 4096;
 }
 
+void sl_partition_set_config(sl_partition_t *p, const sl_log_config_t *cfg) {
+  pthread_mutex_lock(&p->mu);
+  p->cfg.segment_bytes = cfg->segment_bytes == 0 || cfg->segment_bytes > SL_SEGMENT_MAX_BYTES ? SL_SEGMENT_MAX_BYTES
+                                                                                             : cfg->segment_bytes;
+  p->cfg.segment_ms = cfg->segment_ms;
+  p->cfg.retention_ms = cfg->retention_ms;
+  p->cfg.retention_bytes = cfg->retention_bytes;
+  pthread_mutex_unlock(&p->mu);
+}
+
 static sl_segment_t *active(const sl_partition_t *p) {
   return p->segs[p->nseg - 1];
 }

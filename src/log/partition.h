@@ -58,6 +58,9 @@ void sl_partition_release(sl_partition_t *p);
 /* Marks the partition deleted: the directory is removed when the last reference goes. */
 void sl_partition_mark_deleted(sl_partition_t *p);
 
+/* Replaces the roll and retention settings (a topic's configs changed); the index interval stays. Loop thread. */
+void sl_partition_set_config(sl_partition_t *p, const sl_log_config_t *cfg);
+
 int64_t sl_partition_log_start_offset(const sl_partition_t *p);
 int64_t sl_partition_log_end_offset(const sl_partition_t *p); /* next offset to assign = high watermark */
 uint64_t sl_partition_size_bytes(const sl_partition_t *p);

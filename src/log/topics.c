@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "log/segment.h"
 
@@ -105,11 +107,87 @@ static char *path_join(const char *a, const char *b) {
   return s;
 }
 
+void sl_topic_overrides_clear(sl_topic_overrides_t *o) {
+  o->retention_ms = o->retention_bytes = o->segment_bytes = o->segment_ms = SL_TOPIC_UNSET;
+}
+
+/* The broker-wide settings with a topic's own on top. */
+static sl_log_config_t effective_config(const sl_topics_t *t, const sl_topic_overrides_t *o) {
+  sl_log_config_t c = t->cfg;
+  if (o->retention_ms != SL_TOPIC_UNSET) c.retention_ms = o->retention_ms;
+  if (o->retention_bytes != SL_TOPIC_UNSET) c.retention_bytes = o->retention_bytes;
+  if (o->segment_bytes != SL_TOPIC_UNSET) c.segment_bytes = (uint64_t)o->segment_bytes;
+  if (o->segment_ms != SL_TOPIC_UNSET) c.segment_ms = o->segment_ms;
+  return c;
+}
+
+/* `<topic>.config` beside the partition directories (a file, which the directory scan skips): one Kafka config
+ * name=value per line. */
+static const struct {
+  const char *name;
+  size_t offset;
+} override_names[] = {
+    {"retention.ms", offsetof(sl_topic_overrides_t, retention_ms)},
+    {"retention.bytes", offsetof(sl_topic_overrides_t, retention_bytes)},
+    {"segment.bytes", offsetof(sl_topic_overrides_t, segment_bytes)},
+    {"segment.ms", offsetof(sl_topic_overrides_t, segment_ms)},
+};
+
+static char *config_path(const sl_topics_t *t, const char *topic) {
+  char leaf[MAX_TOPIC_NAME + 16];
+  snprintf(leaf, sizeof leaf, "%s.config", topic);
+  return path_join(t->dir, leaf);
+}
+
+static int save_overrides(const sl_topics_t *t, const char *topic, const sl_topic_overrides_t *o) {
+  char *path = config_path(t, topic);
+  if (!path) return -ENOMEM;
+  char text[512];
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof override_names / sizeof override_names[0]; i++) {
+    int64_t v = *(const int64_t *)((const char *)o + override_names[i].offset);
+    if (v != SL_TOPIC_UNSET) n += (size_t)snprintf(text + n, sizeof text - n, "%s=%lld\n", override_names[i].name,
+                                                   (long long)v);
+  }
+  int rc = 0;
+  if (n) rc = sl_fs_write_atomic(path, text, n);
+  else if (unlink(path) < 0 && errno != ENOENT) rc = -errno;
+  free(path);
+  return rc;
+}
+
+static void load_overrides(const sl_topics_t *t, const char *topic, sl_topic_overrides_t *o) {
+  sl_topic_overrides_clear(o);
+  char *path = config_path(t, topic);
+  FILE *f = path ? fopen(path, "r") : NULL;
+  char line[256];
+  while (f && fgets(line, sizeof line, f)) {
+    char *eq = strchr(line, '=');
+    if (!eq) continue;
+    *eq = 0;
+    char *end;
+    long long v = strtoll(eq + 1, &end, 10);
+    bool known = false;
+    for (size_t i = 0; i < sizeof override_names / sizeof override_names[0]; i++) {
+      if (strcmp(line, override_names[i].name) != 0) continue;
+      *(int64_t *)((char *)o + override_names[i].offset) = v;
+      known = true;
+    }
+    if (!known) SL_WARN("log", "%s: ignoring unknown setting '%s'", path, line);
+  }
+  if (f) fclose(f);
+  free(path);
+}
+
 /* Opens partitions 0..count-1 of a topic whose directories exist (or are created by sl_partition_open). */
-static int topic_open(sl_topics_t *t, const char *name, size_t len, int32_t count, bool creating, sl_topic_t **out) {
+static int topic_open(sl_topics_t *t, const char *name, size_t len, int32_t count, bool creating,
+                      const sl_topic_overrides_t *overrides, sl_topic_t **out) {
   sl_topic_t *tp = calloc(1, sizeof *tp);
   if (!tp) return -ENOMEM;
   int rc = 0;
+  if (overrides) tp->overrides = *overrides;
+  else sl_topic_overrides_clear(&tp->overrides);
+  sl_log_config_t cfg = effective_config(t, &tp->overrides);
   tp->name = strndup(name, len);
   tp->partitions = calloc((size_t)count, sizeof *tp->partitions);
   if (!tp->name || !tp->partitions) {
@@ -124,7 +202,7 @@ static int topic_open(sl_topics_t *t, const char *name, size_t len, int32_t coun
       rc = -ENOMEM;
       goto fail;
     }
-    rc = sl_partition_open(dir, &t->cfg, &tp->partitions[i]);
+    rc = sl_partition_open(dir, &cfg, &tp->partitions[i]);
     free(dir);
     if (rc < 0) {
       if (creating) sl_log_rmtree(t->dirfd, leaf); /* leave no half-created topic behind */
@@ -271,7 +349,9 @@ int sl_topics_open(const char *data_dir, const sl_log_config_t *cfg, sl_topics_t
       SL_ERROR("log", "topic %s in %s: partition directories are not 0..n-1; topic skipped", ents[i].topic, t->dir);
     } else {
       sl_topic_t *tp;
-      rc = topic_open(t, ents[i].topic, strlen(ents[i].topic), (int32_t)(j - i), false, &tp);
+      sl_topic_overrides_t o;
+      load_overrides(t, ents[i].topic, &o);
+      rc = topic_open(t, ents[i].topic, strlen(ents[i].topic), (int32_t)(j - i), false, &o, &tp);
       if (rc < 0) goto fail;
       if ((rc = topics_insert(t, tp)) < 0) {
         topic_free(tp);
@@ -321,11 +401,23 @@ sl_topic_t *sl_topics_find(sl_topics_t *t, const char *name, size_t len) {
 }
 
 int sl_topics_create(sl_topics_t *t, const char *name, size_t len, int32_t partitions, sl_topic_t **out) {
+  return sl_topics_create_with(t, name, len, partitions, NULL, out);
+}
+
+int sl_topics_create_with(sl_topics_t *t, const char *name, size_t len, int32_t partitions,
+                          const sl_topic_overrides_t *overrides, sl_topic_t **out) {
   if (!sl_topic_name_valid(name, len) || partitions < 1 || partitions > MAX_PARTITIONS) return -EINVAL;
   if (sl_topics_find(t, name, len)) return -EEXIST;
+  char topic[MAX_TOPIC_NAME + 1];
+  snprintf(topic, sizeof topic, "%.*s", (int)len, name);
+  sl_topic_overrides_t none;
+  sl_topic_overrides_clear(&none);
+  /* the settings first (or a stale file from an earlier topic of that name gone): the partitions make it visible */
+  int rc = save_overrides(t, topic, overrides ? overrides : &none);
+  if (rc < 0) return rc;
   /* sl_partition_open creates each directory; the fsync below makes the new entries durable. */
   sl_topic_t *tp;
-  int rc = topic_open(t, name, len, partitions, true, &tp);
+  rc = topic_open(t, name, len, partitions, true, overrides, &tp);
   if (rc < 0) {
     SL_ERROR("log", "cannot create topic %.*s: %s", (int)len, name, strerror(-rc));
     return rc;
@@ -337,6 +429,15 @@ int sl_topics_create(sl_topics_t *t, const char *name, size_t len, int32_t parti
   }
   SL_INFO("log", "created topic %s with %d partition(s)", tp->name, (int)partitions);
   if (out) *out = tp;
+  return 0;
+}
+
+int sl_topics_set_overrides(sl_topics_t *t, sl_topic_t *tp, const sl_topic_overrides_t *overrides) {
+  int rc = save_overrides(t, tp->name, overrides);
+  if (rc < 0) return rc;
+  tp->overrides = *overrides;
+  sl_log_config_t cfg = effective_config(t, &tp->overrides);
+  for (int32_t i = 0; i < tp->partition_count; i++) sl_partition_set_config(tp->partitions[i], &cfg);
   return 0;
 }
 
@@ -357,7 +458,8 @@ int sl_topics_add_partitions(sl_topics_t *t, const char *name, size_t len, int32
       rc = -ENOMEM;
       break;
     }
-    rc = sl_partition_open(dir, &t->cfg, &tp->partitions[i]);
+    sl_log_config_t cfg = effective_config(t, &tp->overrides);
+    rc = sl_partition_open(dir, &cfg, &tp->partitions[i]);
     free(dir);
     if (rc < 0) {
       sl_log_rmtree(t->dirfd, leaf);
@@ -395,6 +497,10 @@ int sl_topics_delete(sl_topics_t *t, const char *name, size_t len) {
       SL_ERROR("log", "delete topic %s: out of memory; %s/%s stays until the next open", tp->name, t->dir, to);
     free(path);
   }
+  char leaf[MAX_TOPIC_NAME + 16];
+  snprintf(leaf, sizeof leaf, "%s.config", tp->name);
+  if (unlinkat(t->dirfd, leaf, 0) < 0 && errno != ENOENT)
+    SL_WARN("log", "delete topic %s: cannot remove %s: %s", tp->name, leaf, strerror(errno));
   int rc = sl_log_fsync_dir(t->dirfd);
   if (rc < 0) SL_WARN("log", "delete topic %s: fsync %s: %s", tp->name, t->dir, strerror(-rc));
   for (int32_t i = 0; i < tp->partition_count; i++) sl_partition_mark_deleted(tp->partitions[i]);

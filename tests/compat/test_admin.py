@@ -153,7 +153,8 @@ def test_describe_configs_topic_and_broker(tmp_path):
         entries = a.describe_configs([res])[res].result(timeout=20)
         assert entries["retention.ms"].value == "3600000" and not entries["retention.ms"].is_default
         assert entries["segment.bytes"].value == "1073741824" and entries["segment.bytes"].is_default
-        assert entries["cleanup.policy"].value == "delete" and entries["retention.ms"].is_read_only
+        assert entries["cleanup.policy"].value == "delete" and entries["cleanup.policy"].is_read_only
+        assert not entries["retention.ms"].is_read_only  # a topic's own setting (AlterConfigs)
         brk = ConfigResource("broker", "0")
         bentries = a.describe_configs([brk])[brk].result(timeout=20)
         assert bentries["num.partitions"].value == "3" and bentries["log.retention.ms"].value == "3600000"
@@ -278,5 +279,61 @@ def test_create_partitions_three_clients(tmp_path):
         b.start()
         assert partitions() == 7
         assert [m.value() for m in confluent_consume_assign(b.bootstrap, topic, 6, 0, 1)] == [b"in-six"]
+    finally:
+        b.stop()
+
+
+def test_topic_configs_create_alter_describe_apply(tmp_path):
+    """A topic's own configs: set at creation (confluent-kafka), replaced by AlterConfigs (confluent-kafka, then
+    kafka-python), described with their source, applied to the log (retention.bytes deletes old segments), and kept
+    across a restart; configs this broker cannot honour are INVALID_CONFIG."""
+    from confluent_kafka import Consumer, KafkaError
+    from confluent_kafka.admin import ConfigResource, ConfigSource, NewTopic
+    from kafka.admin import ConfigResource as KpConfigResource, ConfigResourceType
+    from kafka_harness import Broker, confluent_produce
+    b = Broker(tmp_path / "tc", sets={"broker.retention_check_interval_ms": "100"})
+    b.start()
+    try:
+        a = confluent_admin(b.bootstrap)
+        topic = unique_topic("tc")
+        f = a.create_topics([NewTopic(topic, 1, 1, config={"retention.ms": "60000", "cleanup.policy": "delete"})])
+        assert f[topic].result(timeout=20) is None
+        res = ConfigResource("topic", topic)
+
+        def describe():
+            adm = confluent_admin(b.bootstrap)  # kept alive until the result is in
+            return adm.describe_configs([res])[res].result(timeout=20)
+        e = describe()
+        assert e["retention.ms"].value == "60000" and e["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+        assert not e["retention.ms"].is_read_only and e["cleanup.policy"].is_read_only
+        assert e["retention.bytes"].value == "-1" and e["retention.bytes"].is_default
+        for bad in ({"cleanup.policy": "compact"}, {"no.such.config": "1"}, {"retention.ms": "soon"}):
+            t = unique_topic("tc-bad")
+            with pytest.raises(Exception) as ei:
+                a.create_topics([NewTopic(t, 1, 1, config=bad)])[t].result(timeout=20)
+            assert ei.value.args[0].code() == KafkaError.INVALID_CONFIG, bad
+        # AlterConfigs replaces the whole set: retention.ms goes back to the broker's value
+        a.alter_configs([ConfigResource("topic", topic, set_config={"segment.bytes": "100",
+                                                                   "retention.bytes": "1"})])[
+            ConfigResource("topic", topic)].result(timeout=20)
+        e = describe()
+        assert e["retention.ms"].is_default and e["segment.bytes"].value == "100" and e["retention.bytes"].value == "1"
+        # applied to the log: one segment per batch, and all but the newest deleted by retention.bytes
+        for i in range(5):
+            confluent_produce(b.bootstrap, topic, [(None, b"batch-%d" % i, None)], partition=0)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "tc-watermarks"})
+        from confluent_kafka import TopicPartition
+        try:
+            wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=5) == (4, 5), timeout=30,
+                       msg="old segments deleted by the topic's retention.bytes")
+        finally:
+            c.close()
+        # kafka-python sets it back; the setting survives a restart
+        kp = kafka_python_admin(b.bootstrap)
+        kp.alter_configs([KpConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": "3600000"})])
+        b.stop()
+        b.start()
+        e = describe()
+        assert e["retention.ms"].value == "3600000" and e["segment.bytes"].is_default and e["retention.bytes"].is_default
     finally:
         b.stop()

@@ -122,3 +122,14 @@ test('createPartitions grows a topic; fewer -> INVALID_PARTITIONS', async () => 
     return true
   })
 })
+
+test('alterConfigs sets a topic config, describeConfigs shows it as the topic\'s own', async () => {
+  const topic = uniqueName('kjs-ac')
+  assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] }), true)
+  await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: topic, configEntries: [{ name: 'retention.ms', value: '120000' }] }] })
+  const { resources } = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: topic, configNames: ['retention.ms'] }] })
+  const e = resources[0].configEntries[0]
+  assert.deepEqual([e.configName, e.configValue, e.isDefault, e.readOnly], ['retention.ms', '120000', false, false])
+  await assert.rejects(admin.alterConfigs({ resources: [{ type: 2, name: topic, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] }),
+    (err) => { assert.match(String(err.type || err), /INVALID_CONFIG/); return true })
+})
