@@ -18,6 +18,9 @@ typedef struct {
   char *cql;        /* CQL contact points */
   char *cql_username, *cql_password;
   char *web_dir;    /* the built dashboard (web/dist); "" serves none */
+  char *tokens;      /* accepted bearer tokens, comma-separated; with tokens_file "" and "": no authentication */
+  char *tokens_file; /* one accepted token per line */
+  char *tls_cert_file, *tls_key_file; /* PEM; both set: the listener speaks HTTPS only */
   int64_t default_limit;     /* rows per page when the request names no limit */
   int64_t max_limit;         /* largest page a request may ask for */
   int64_t default_range_ms;  /* time range when the request names no `from` */

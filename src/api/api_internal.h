@@ -5,6 +5,7 @@
  *   devices.c  device endpoints over the bucketed time-series tables ((device_id, day), ts)
  *   tables.c   generic table endpoints, pipeline status and dead letters
  *   live.c     Server-Sent Events; ops.c /metrics, /health, /ready, /openapi.json
+ *   auth.c     bearer tokens (api.tokens, api.tokens_file); https.c the TLS context (api.tls_*_file)
  *
  * A request's life: on_req (server.c) routes to a handler, which either answers at once or creates an op_t and
  * issues CQL queries (api_query). Every CQL callback checks op->req: when the client went away, h2o frees the
@@ -58,6 +59,7 @@ typedef enum {
   R_DEAD_LETTERS, R_LIVE, R_METRICS, R_HEALTH, R_READY, R_OPENAPI, R_OTHER, R_COUNT
 } api_route_t;
 
+typedef struct http_conn http_conn_t;
 typedef struct op op_t;
 typedef void (*op_free_fn)(op_t *op);
 struct op {
@@ -85,6 +87,9 @@ typedef struct {
 typedef void (*api_query_cb)(op_t *op, const sl_cql_result_t *res, const sl_cql_error_t *err);
 
 enum { HIST_BUCKETS = 12 };
+enum { API_TOKEN_DIGEST = 32 }; /* SHA-256 */
+/* Why a request was refused by auth.c (metrics label). */
+typedef enum { API_AUTH_MISSING, API_AUTH_INVALID_TOKEN, API_AUTH_INVALID_REQUEST, API_AUTH_REJECT_COUNT } api_auth_reject_t;
 struct sl_api {
   uv_loop_t *loop;
   sl_api_config_t cfg;
@@ -95,7 +100,11 @@ struct sl_api {
   uv_tcp_t listener;
   bool listening;
   int port;
+  SSL_CTX *ssl_ctx; /* NULL: plain HTTP (https.c) */
+  uint8_t (*token_digests)[API_TOKEN_DIGEST]; /* accepted bearer tokens, hashed; none: no authentication (auth.c) */
+  size_t ntokens;
   int conns; /* open HTTP connections */
+  http_conn_t *conn_list; /* server.c */
   bool stopping;
   bool cql_closed;
   uv_timer_t timer; /* CQL connect retry, live polls, shutdown check */
@@ -127,6 +136,7 @@ struct sl_api {
   uint64_t hist[R_COUNT][HIST_BUCKETS + 1];
   double hist_sum[R_COUNT];
   uint64_t cql_queries, cql_errors, live_events, live_dropped;
+  uint64_t auth_rejected[API_AUTH_REJECT_COUNT];
 };
 
 /* server.c: the request's life */
@@ -153,6 +163,16 @@ int api_parse_time(const char *s, int64_t *ms);
 size_t api_format_time(int64_t ms, char out[32]); /* returns the length */
 void api_format_day(int64_t day, char out[16]);
 static inline int64_t api_day_of(int64_t ms) { return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000); }
+
+/* auth.c: loads api.tokens and api.tokens_file (0, or a negative error, logged); frees them. */
+int api_auth_load(sl_api_t *api);
+void api_auth_free(sl_api_t *api);
+/* true when the request may proceed (no tokens configured, or a valid one presented); otherwise it has been answered
+ * (401, or 400 for two tokens at once). query_ok: `?access_token=` is accepted too (live streams). */
+bool api_auth_check(sl_api_t *api, h2o_req_t *req, api_route_t route, bool query_ok);
+/* https.c: the TLS context for api.tls_cert_file / api.tls_key_file (*out NULL when neither is set); 0 or a negative
+ * error, logged with the setting and file. */
+int api_https_create(const sl_api_config_t *cfg, SSL_CTX **out);
 
 /* query.c */
 void api_query(op_t *op, const char *cql, const api_bind_t *binds, size_t nbinds, int32_t page_size,

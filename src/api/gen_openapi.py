@@ -26,14 +26,28 @@ LIMIT = p("limit", "query", "rows per page, 1..api.max_limit (default api.defaul
 CURSOR = p("cursor", "query", "next_cursor of the previous page, unchanged (with the same other parameters)")
 KS = p("keyspace", "path", "keyspace")
 TB = p("table", "path", "table")
-errs = {"400": ERR, "404": dict(ERR, description="unknown device, table or endpoint"),
+errs = {"400": ERR, "401": dict(ERR, description="api.tokens is set and the request has no valid bearer token "
+                                    "(WWW-Authenticate: Bearer realm=\"sluice\", error=\"invalid_token\" when one was sent)"),
+        "404": dict(ERR, description="unknown device, table or endpoint"),
         "503": dict(ERR, description="the store is unreachable or the server is stopping"),
         "504": dict(ERR, description="the store did not answer in time")}
 
-def get(summary, params, responses, desc=""):
+# Who may call what when api.tokens is set: the header everywhere, the query parameter on live streams only
+# (EventSource cannot send headers), nothing on the probes load balancers use.
+BEARER = [{"bearer": []}]
+LIVE_AUTH = [{"bearer": []}, {"access_token": []}]
+OPEN = []
+
+
+def get(summary, params, responses, desc="", security=None):
     r = {"200": responses}
     r.update(errs)
-    return {"get": {"summary": summary, "description": desc, "parameters": params, "responses": r}}
+    if security == OPEN:
+        del r["401"]
+    op = {"summary": summary, "description": desc, "parameters": params, "responses": r}
+    if security is not None:
+        op["security"] = security
+    return {"get": op}
 
 paths = {
     "/api/v1/devices": get("Devices with last-seen time and latest values", [TABLE], ok("devices", "DeviceList"),
@@ -72,14 +86,15 @@ paths = {
                         "with {dropped} when readings were coalesced for a slow client",
          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
         "The latest reading first, then each new one (polled every api.live_poll_ms). At most api.live_max_pending "
-        "events are held for a slow client; at most api.live_max_clients streams (429)."),
+        "events are held for a slow client; at most api.live_max_clients streams (429).", LIVE_AUTH),
     "/api/v1/live/tables/{keyspace}/{table}": get("Server-Sent Events: newest reading of every device of a device table",
         [KS, TB], {"description": "text/event-stream; coalesced to the newest reading per device",
-                   "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+                   "content": {"text/event-stream": {"schema": {"type": "string"}}}}, security=LIVE_AUTH),
     "/metrics": get("Prometheus metrics (text format 0.0.4)", [], {"description": "metrics",
                     "content": {"text/plain": {"schema": {"type": "string"}}}}),
-    "/health": get("Liveness", [], ok("serving")),
-    "/ready": get("Readiness: 200 once connected to the store, 503 otherwise", [], ok("ready")),
+    "/health": get("Liveness (never needs a token)", [], ok("serving"), security=OPEN),
+    "/ready": get("Readiness: 200 once connected to the store, 503 otherwise (never needs a token)", [], ok("ready"),
+                  security=OPEN),
     "/openapi.json": get("This document", [], ok("OpenAPI 3.0 document")),
 }
 obj = {"type": "object"}
@@ -88,9 +103,18 @@ doc = {
     "info": {"title": "Sluice API", "version": "1",
              "description": "Stateless REST API over the pipelines' tables. Timestamps are ISO-8601 UTC with "
                             "milliseconds; numbers are JSON numbers; uuids are strings. Errors are "
-                            "{\"error\": {\"code\", \"message\"}} with a 4xx or 5xx status."},
+                            "{\"error\": {\"code\", \"message\"}} with a 4xx or 5xx status. When api.tokens "
+                            "(or api.tokens_file) is set, every endpoint but /health and /ready needs "
+                            "`Authorization: Bearer <token>`; live streams also take `?access_token=<token>`. "
+                            "With api.tls_cert_file and api.tls_key_file the API is served over HTTPS only."},
     "paths": paths,
-    "components": {"schemas": {
+    "security": BEARER,
+    "components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "one of the tokens of api.tokens / api.tokens_file (only when one is set)"},
+        "access_token": {"type": "apiKey", "in": "query", "name": "access_token",
+                         "description": "the same token as a query parameter, on live streams only"},
+    }, "schemas": {
         "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}}}}},
         "DeviceList": {"type": "object", "properties": {"count": {"type": "integer"}, "devices": {"type": "array", "items": obj}}},

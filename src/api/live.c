@@ -77,7 +77,9 @@ static void watch_release(watch_t *w) {
   watch_unlink(api, w);
   if (w->polling) w->dead = true; /* the poll's callback frees it */
   else watch_free(w);
-  if (api->live && !api->live->watches && api->stopping) {
+  if (api->live && !api->live->watches) {
+    /* whether stopping or not: a stop waits for api->live to go, and the last stream may end before the stop (an
+     * HTTP/2 client that goes away is seen at once) */
     free(api->live);
     api->live = NULL;
   }

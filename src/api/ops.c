@@ -71,6 +71,15 @@ void api_metrics(sl_api_t *api, h2o_req_t *req) {
   putf(&b, "# HELP sluice_api_live_dropped_total Events coalesced away for slow live clients.\n"
            "# TYPE sluice_api_live_dropped_total counter\nsluice_api_live_dropped_total %llu\n",
        (unsigned long long)api->live_dropped);
+  if (api->ntokens) {
+    /* requests_total counts them as 4xx of their endpoint; this says why, to tell probing from a stale token */
+    static const char *const reasons[API_AUTH_REJECT_COUNT] = {"missing", "invalid_token", "invalid_request"};
+    putf(&b, "# HELP sluice_api_auth_rejected_total Requests refused for want of a valid bearer token, by reason.\n"
+             "# TYPE sluice_api_auth_rejected_total counter\n");
+    for (int i = 0; i < API_AUTH_REJECT_COUNT; i++)
+      putf(&b, "sluice_api_auth_rejected_total{reason=\"%s\"} %llu\n", reasons[i],
+           (unsigned long long)api->auth_rejected[i]);
+  }
   req->res.status = 200;
   req->res.reason = "OK";
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,

@@ -2,15 +2,20 @@
  *
  * Role life:
  *
- *   sl_api_start ──listen, ready file, sl_cql_client_connect──> SERVING (503 until the store answers; /ready)
+ *   sl_api_start ──tokens, TLS context, listen, ready file, sl_cql_client_connect──> SERVING (503 until the store
+ *                  answers; /ready)
  *   SERVING ──sl_api_stop──> STOPPING: live streams end, the listener closes, idle keep-alive connections close
  *            (h2o_context_request_shutdown), the CQL client closes (waiting requests answer 503)
+ *   STOPPING ──STOP_GRACE_MS later, connections still open (on_tick)──> their sockets shut down (shutdown(2)), so
+ *            h2o sees them end: libh2o 2.2's shutdown request reaches only HTTP/2, and an idle HTTP/1.1 keep-alive
+ *            client would hold the stop until h2o's own 10 s timeout
  *   STOPPING ──no connection left and the client closed (on_tick)──> h2o context disposed, timer closed, freed */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -32,6 +37,13 @@ const sl_config_field_t sl_api_config_fields[] = {
     F("api.cql_username", SL_CONFIG_STRING, cql_username, "", 0, 0, "CQL user (PasswordAuthenticator)"),
     F("api.cql_password", SL_CONFIG_STRING, cql_password, "", 0, 0, "CQL password"),
     F("api.web_dir", SL_CONFIG_STRING, web_dir, SLUICE_WEB_DIR, 0, 0, "the built dashboard (\"\": none)"),
+    F("api.tokens", SL_CONFIG_STRING, tokens, "", 0, 0,
+      "bearer tokens accepted, comma-separated (none here or in tokens_file: no authentication)"),
+    F("api.tokens_file", SL_CONFIG_STRING, tokens_file, "", 0, 0,
+      "file of accepted bearer tokens, one per line ('#' comments), added to api.tokens"),
+    F("api.tls_cert_file", SL_CONFIG_STRING, tls_cert_file, "", 0, 0,
+      "PEM certificate chain: with api.tls_key_file, the listener speaks HTTPS only (HTTP/2 by ALPN)"),
+    F("api.tls_key_file", SL_CONFIG_STRING, tls_key_file, "", 0, 0, "PEM private key of api.tls_cert_file"),
     F("api.default_limit", SL_CONFIG_INT, default_limit, "100", 1, 100000, "rows per page by default"),
     F("api.max_limit", SL_CONFIG_INT, max_limit, "5000", 1, 100000, "largest page a request may ask for"),
     F("api.default_range_ms", SL_CONFIG_INT, default_range_ms, "3600000", 1, INT64_MAX,
@@ -82,6 +94,7 @@ static const char *reason_of(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
@@ -466,7 +479,9 @@ static const char *const P_LATEST[] = {"table", "fields", NULL};
 static const char *const P_READINGS[] = {"table", "from", "to", "fields", "limit", "cursor", "order", NULL};
 static const char *const P_AGG[] = {"table", "from", "to", "fields", "interval", "agg", NULL};
 static const char *const P_DLQ[] = {"limit", NULL};
-static const char *const P_LIVE[] = {"table", NULL};
+/* access_token: EventSource cannot send an Authorization header (auth.c) */
+static const char *const P_LIVE[] = {"table", "access_token", NULL};
+static const char *const P_LIVE_TABLE[] = {"access_token", NULL};
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req) {
   sl_api_t *api = ((handler_t *)self)->api;
@@ -515,9 +530,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     else if (nseg == 3 && SEG(2, "pipelines")) route = R_PIPELINES, kind = 30;
     else if (nseg == 5 && SEG(2, "pipelines") && SEG(4, "dead-letters")) route = R_DEAD_LETTERS, kind = 31, allowed = P_DLQ;
     else if (nseg == 5 && SEG(2, "live") && SEG(3, "devices")) route = R_LIVE, kind = 40, allowed = P_LIVE;
-    else if (nseg == 6 && SEG(2, "live") && SEG(3, "tables")) route = R_LIVE, kind = 41;
+    else if (nseg == 6 && SEG(2, "live") && SEG(3, "tables")) route = R_LIVE, kind = 41, allowed = P_LIVE_TABLE;
   }
 #undef SEG
+  /* Before 404 and 405, so that without a token nothing tells which endpoints exist; /health and /ready stay open
+   * for load balancers. */
+  if (kind != 0 && kind != 1 && !api_auth_check(api, req, route, kind == 40 || kind == 41)) return 0;
   if (kind < 0) {
     api_reply_error(api, req, R_OTHER, 404, "not_found", "no such endpoint (see /openapi.json)");
     return 0;
@@ -566,15 +584,53 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
 
 /* ------------------------------------------------------------------------------------------- connections, CQL */
 
-typedef struct {
+struct http_conn {
   uv_tcp_t tcp; /* first: h2o frees the handle through the close callback */
   sl_api_t *api;
-} http_conn_t;
+  h2o_socket_t *sock; /* h2o's; valid until on_http_conn_closed (h2o frees it just before) */
+  int stalled;        /* ticks in a row seen waiting on a write libuv refused (unstick_writes) */
+  http_conn_t *next, **pprev; /* api->conn_list */
+};
 
 static void on_http_conn_closed(uv_handle_t *h) {
   http_conn_t *c = (http_conn_t *)h;
   c->api->conns--;
+  *c->pprev = c->next;
+  if (c->next) c->next->pprev = c->pprev;
   free(c);
+}
+
+/* libh2o 2.2's libuv binding ignores uv_write's result. Once the peer has reset the connection, libuv refuses a
+ * write at once (the stream is no longer writable) and never calls back, so h2o waits for that write forever and
+ * keeps the descriptor: a leak per connection, and a stop that never ends. TLS makes it common: closing a
+ * connection writes a close_notify, and a client that closes with a session ticket unread sends a reset.
+ * A write h2o waits for while the stream is not writable and libuv holds none of its bytes, seen on two ticks in
+ * a row (libuv reports a write it took within one loop iteration), is completed here with an error, as libuv
+ * would have: h2o then closes the socket. */
+static void unstick_writes(sl_api_t *api) {
+  for (http_conn_t *c = api->conn_list; c; c = c->next) {
+    uv_stream_t *s = (uv_stream_t *)&c->tcp;
+    if (!c->sock->_cb.write || uv_is_closing((uv_handle_t *)s) || uv_is_writable(s) ||
+        uv_stream_get_write_queue_size(s) != 0) {
+      c->stalled = 0;
+      continue;
+    }
+    if (++c->stalled < 2) continue;
+    c->stalled = 0;
+    h2o_socket_cb cb = c->sock->_cb.write;
+    c->sock->_cb.write = NULL;
+    SL_DEBUG("api", "completing a write libuv refused (the peer reset the connection)");
+    cb(c->sock, h2o_socket_error_io); /* may close the socket: c stays in the list until its close callback */
+  }
+}
+
+/* The end of the grace period: the sockets of the connections still open are shut down, so h2o reads EOF (or fails
+ * its write) and closes them. The handles stay h2o's. */
+static void shutdown_conns(sl_api_t *api) {
+  for (http_conn_t *c = api->conn_list; c; c = c->next) {
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) shutdown(fd, SHUT_RDWR);
+  }
 }
 
 static void on_accept(uv_stream_t *listener, int status) {
@@ -590,7 +646,12 @@ static void on_accept(uv_stream_t *listener, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   api->conns++;
+  c->next = api->conn_list;
+  if (c->next) c->next->pprev = &c->next;
+  c->pprev = &api->conn_list;
+  api->conn_list = c;
   h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_http_conn_closed);
+  c->sock = sock;
   h2o_accept(&api->accept_ctx, sock);
 }
 
@@ -651,19 +712,25 @@ static void finish_stop(sl_api_t *api) {
   }
   h2o_config_dispose(&api->conf);
   api->ctx_inited = false;
+  SSL_CTX_free(api->ssl_ctx); /* connections still closing hold their own reference */
+  api->ssl_ctx = NULL;
+  api_auth_free(api);
   uv_close((uv_handle_t *)&api->timer, on_timer_closed);
 }
 
 static void on_tick(uv_timer_t *t) {
   sl_api_t *api = t->data;
   int64_t now = sl_monotonic_ms();
+  unstick_writes(api);
   if (api->stopping) {
     if (api->conns > 0) h2o_context_request_shutdown(&api->ctx);
     if (api->conns == 0 && api->cql_closed && !api->live) {
       uv_timer_stop(t);
       finish_stop(api);
     } else if (now > api->stop_deadline_ms) {
-      SL_WARN("api", "still waiting for %d connection(s) to close", api->conns);
+      SL_WARN("api", "%d connection(s) still open %d ms after the stop: shutting their sockets down", api->conns,
+              STOP_GRACE_MS);
+      shutdown_conns(api);
       api->stop_deadline_ms = now + STOP_GRACE_MS;
     }
     return;
@@ -689,6 +756,13 @@ int sl_api_start(uv_loop_t *loop, const sl_api_config_t *cfg, sl_api_t **out) {
   if (!api) return -ENOMEM;
   api->loop = loop;
   api->cfg = *cfg;
+  int rc = api_auth_load(api);
+  if (rc == 0) rc = api_https_create(cfg, &api->ssl_ctx);
+  if (rc != 0) { /* nothing on the loop yet */
+    api_auth_free(api);
+    free(api);
+    return rc;
+  }
   h2o_config_init(&api->conf);
   api->conf.server_name = h2o_iovec_init(H2O_STRLIT("sluice"));
   h2o_hostconf_t *hostconf = h2o_config_register_host(&api->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -712,8 +786,8 @@ int sl_api_start(uv_loop_t *loop, const sl_api_config_t *cfg, sl_api_t **out) {
   api->ctx_inited = true;
   api->accept_ctx.ctx = &api->ctx;
   api->accept_ctx.hosts = api->conf.hosts;
+  api->accept_ctx.ssl_ctx = api->ssl_ctx;
 
-  int rc = 0;
   struct sockaddr_storage sa;
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {
     SL_ERROR("api", "bad listen host '%s' (an IP address)", host);
@@ -746,8 +820,9 @@ int sl_api_start(uv_loop_t *loop, const sl_api_config_t *cfg, sl_api_t **out) {
     rc = sl_fs_write_ready_file(cfg->ready_file, host, api->port);
     if (rc != 0) SL_WARN("api", "cannot write the ready file %s: %s", cfg->ready_file, strerror(-rc));
   }
-  SL_INFO("api", "listening on %s:%d (store %s, dashboard %s)", host, api->port, cfg->cql,
-          cfg->web_dir[0] ? cfg->web_dir : "none");
+  SL_INFO("api", "listening on %s://%s:%d (store %s, dashboard %s, %zu bearer token(s)%s)",
+          api->ssl_ctx ? "https" : "http", host, api->port, cfg->cql, cfg->web_dir[0] ? cfg->web_dir : "none",
+          api->ntokens, api->ntokens ? "" : ": no authentication");
   *out = api;
   return 0;
 
@@ -756,6 +831,9 @@ fail_ctx:
   h2o_context_dispose(&api->ctx);
   h2o_config_dispose(&api->conf);
   api->ctx_inited = false;
+  SSL_CTX_free(api->ssl_ctx);
+  api->ssl_ctx = NULL;
+  api_auth_free(api);
   uv_timer_init(loop, &api->timer);
   api->timer.data = api;
   uv_close((uv_handle_t *)&api->timer, on_timer_closed);

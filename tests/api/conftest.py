@@ -95,18 +95,23 @@ class Proc:
 
 
 class Http:
-    def __init__(self, base):
+    def __init__(self, base, context=None, headers=None):
         self.base = base
+        self.context = context  # an ssl.SSLContext for https
+        self.headers = dict(headers or {})  # sent with every request (e.g. Authorization)
 
-    def get(self, path, timeout=20):
+    def get(self, path, timeout=20, headers=None):
         """(status, headers, parsed JSON or text)"""
-        req = urllib.request.Request(self.base + path)
+        req = urllib.request.Request(self.base + path, headers=dict(self.headers, **(headers or {})))
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.context) as r:
                 body = r.read()
                 status, headers = r.status, {k.lower(): v for k, v in r.headers.items()}
         except urllib.error.HTTPError as e:
-            body, status, headers = e.read(), e.code, {k.lower(): v for k, v in e.headers.items()}
+            try:
+                body, status, headers = e.read(), e.code, {k.lower(): v for k, v in e.headers.items()}
+            finally:  # a TLS server closing the connection waits for our close_notify (or our close)
+                e.close()
         ctype = headers.get("content-type", "")
         if "json" in ctype:
             return status, headers, json.loads(body)
@@ -245,10 +250,11 @@ def data(cql):
     return load_data(cql)
 
 
-def start_api(workdir, store, extra=()):
+def start_api(workdir, store, extra=(), context=None):
+    """context: an ssl.SSLContext trusting the certificate of an API started with api.tls_* (https)."""
     a = Proc(workdir, "api", ["--listen", "127.0.0.1:0", "--cql", "%s:%d" % (store.host, store.port)] + list(extra))
     a.start()
-    a.http = Http("http://%s:%d" % (a.host, a.port))
+    a.http = Http("%s://%s:%d" % ("https" if context else "http", a.host, a.port), context)
     poll(lambda: a.http.get("/ready")[0] == 200, READY_TIMEOUT, msg="api /ready")
     return a
 

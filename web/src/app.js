@@ -7,8 +7,39 @@
   const SKIP = new Set(["device_id", "day", "ts"]);
   let current = null; // {id, table, source, chart, data, field}
 
+  /* Bearer token, asked for when the API answers 401 (api.tokens is set) and kept for this tab's session. It goes
+   * in the Authorization header, and as access_token on live streams: EventSource cannot send headers. */
+  let token = sessionStorage.getItem("sluice.token") || "";
+  let asking = null; // the pending token form: every request refused meanwhile waits for the same answer
+  function askToken(refused) {
+    if (!asking) asking = new Promise((resolve) => {
+      $("login-msg").textContent = refused ? "That token was refused." : "This API needs a token.";
+      $("status").textContent = "waiting for an API token";
+      $("login").hidden = false;
+      $("token").focus();
+      $("login").onsubmit = (ev) => {
+        ev.preventDefault();
+        token = $("token").value.trim();
+        sessionStorage.setItem("sluice.token", token);
+        $("login").hidden = true;
+        asking = null;
+        resolve();
+      };
+    });
+    return asking;
+  }
+  async function authFetch(path) {
+    for (let tries = 0; ; tries++) {
+      const used = token;
+      const r = await fetch(path, { cache: "no-store", headers: used ? { Authorization: "Bearer " + used } : {} });
+      if (r.status !== 401 || tries === 1) return r;
+      if (token === used) await askToken(used !== ""); // else another request has already asked: retry with it
+    }
+  }
+  const liveURL = (path) => (token ? path + "?access_token=" + encodeURIComponent(token) : path);
+
   async function getJSON(path) {
-    const r = await fetch(path, { cache: "no-store" });
+    const r = await authFetch(path);
     const body = await r.json();
     if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
     return body;
@@ -70,6 +101,7 @@
   }
 
   async function refreshFleet() {
+    if (asking) return; // the form is up: the next refresh after it carries the token
     try {
       const body = await getJSON("/api/v1/devices");
       const tb = $("devices").tBodies[0];
@@ -99,7 +131,7 @@
     $("device-id").textContent = id + " (" + table + ")";
     $("live-values").replaceChildren();
     current = { id, table, data: [[], []], field: null, chart: null };
-    const src = new EventSource("/api/v1/live/devices/" + encodeURIComponent(id));
+    const src = new EventSource(liveURL("/api/v1/live/devices/" + encodeURIComponent(id)));
     current.source = src;
     src.addEventListener("reading", (ev) => {
       const msg = JSON.parse(ev.data), r = msg.reading;
@@ -146,6 +178,7 @@
   const pipeHist = { t: [], consumed: [], lag: [], dead: [] };
   let pipeChart = null, lastConsumed = null, lastT = null;
   async function refreshPipelines() {
+    if (asking) return;
     try {
       const body = await getJSON("/api/v1/pipelines");
       $("pipes").tBodies[0].replaceChildren(...body.pipelines.map((p) => el("tr", {},
