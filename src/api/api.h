@@ -11,12 +11,14 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "cql/client_settings.h"
 
 typedef struct {
   char *listen;     /* host:port; port 0 picks a free port */
   char *ready_file; /* written with "host:port\n" once listening */
   char *cql;        /* CQL contact points */
   char *cql_username, *cql_password;
+  sl_cql_tls_settings_t cql_tls; /* TLS towards the CQL nodes */
   char *web_dir;    /* the built dashboard (web/dist); "" serves none */
   char *tokens;      /* accepted bearer tokens, comma-separated; with tokens_file "" and "": no authentication */
   char *tokens_file; /* one accepted token per line */

@@ -36,6 +36,7 @@ const sl_config_field_t sl_api_config_fields[] = {
     F("api.cql", SL_CONFIG_STRING, cql, "127.0.0.1:9042", 0, 0, "CQL contact points (host:port,...)"),
     F("api.cql_username", SL_CONFIG_STRING, cql_username, "", 0, 0, "CQL user (PasswordAuthenticator)"),
     F("api.cql_password", SL_CONFIG_STRING, cql_password, "", 0, 0, "CQL password"),
+    SL_CQL_TLS_SETTINGS_FIELDS("api", sl_api_config_t, cql_tls),
     F("api.web_dir", SL_CONFIG_STRING, web_dir, SLUICE_WEB_DIR, 0, 0, "the built dashboard (\"\": none)"),
     F("api.tokens", SL_CONFIG_STRING, tokens, "", 0, 0,
       "bearer tokens accepted, comma-separated (none here or in tokens_file: no authentication)"),
@@ -678,8 +679,13 @@ static int cql_open(sl_api_t *api) {
   }
   cc.request_timeout_ms = 10000;
   cc.connect_timeout_ms = 2000;
-  int rc = sl_cql_client_create(api->loop, &cc, &api->cql);
-  if (rc != 0) return rc;
+  sl_cql_tls_settings_apply(&api->cfg.cql_tls, &cc);
+  char why[400];
+  int rc = sl_cql_client_create_with_error(api->loop, &cc, &api->cql, why, sizeof why);
+  if (rc != 0) {
+    SL_ERROR("api", "cannot create the CQL client for %s: %s", api->cfg.cql, why);
+    return rc;
+  }
   api->connecting = true;
   sl_cql_client_connect(api->cql, on_cql_connected, api);
   return 0;

@@ -58,7 +58,8 @@ int sl_kafka_handle_create_partitions(sl_kafka_request_t *req) {
     char msg[300] = "";
     bool duplicate = false;
     for (int32_t j = 0; j < n; j++)
-      if (j != i && ts[j].name.len == t->name.len && !memcmp(ts[j].name.ptr, t->name.ptr, t->name.len)) duplicate = true;
+      if (j != i && ts[j].name.len == t->name.len && !memcmp(ts[j].name.ptr, t->name.ptr, t->name.len))
+        duplicate = true;
     sl_topic_t *topic = sl_topics_find(b->topics, (const char *)t->name.ptr, t->name.len);
     if (duplicate) {
       error = KAFKA_INVALID_REQUEST;

@@ -39,6 +39,11 @@ const sl_config_field_t sl_up_config_fields[] = {
     F("up.demo_rate", SL_CONFIG_STRING, demo_rate, "200/s", 0, 0, "demo fleet readings per second"),
     F("up.demo_devices", SL_CONFIG_INT, demo_devices, "25", 1, 1000000, "demo devices per profile"),
     F("up.status_ms", SL_CONFIG_INT, status_ms, "1000", 0, INT64_MAX, "live status line interval (0: none)"),
+    F("up.api_tokens", SL_CONFIG_STRING, api_tokens, "", 0, 0, "bearer tokens the REST API requires (api.tokens)"),
+    F("up.api_tokens_file", SL_CONFIG_STRING, api_tokens_file, "", 0, 0, "file of such tokens (api.tokens_file)"),
+    F("up.api_tls_cert_file", SL_CONFIG_STRING, api_tls_cert_file, "", 0, 0,
+      "PEM certificate: the REST API and dashboard over HTTPS (api.tls_cert_file)"),
+    F("up.api_tls_key_file", SL_CONFIG_STRING, api_tls_key_file, "", 0, 0, "its private key (api.tls_key_file)"),
 };
 const size_t sl_up_config_field_count = sizeof sl_up_config_fields / sizeof sl_up_config_fields[0];
 
@@ -168,6 +173,17 @@ int sl_up_start(uv_loop_t *loop, const sl_up_config_t *cfg, sl_broker_config_t *
   sl_config_set(&u->api_box->section, 1, set, err, sizeof err);
   snprintf(set, sizeof set, "api.cql=127.0.0.1:%d", cport);
   sl_config_set(&u->api_box->section, 1, set, err, sizeof err);
+  const struct {
+    const char *key, *value;
+  } passed[] = {{"api.tokens", cfg->api_tokens},
+                {"api.tokens_file", cfg->api_tokens_file},
+                {"api.tls_cert_file", cfg->api_tls_cert_file},
+                {"api.tls_key_file", cfg->api_tls_key_file}};
+  for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++) {
+    if (!passed[i].value || !passed[i].value[0]) continue;
+    snprintf(set, sizeof set, "%s=%s", passed[i].key, passed[i].value);
+    sl_config_set(&u->api_box->section, 1, set, err, sizeof err);
+  }
   rc = sl_api_start(loop, &u->api_box->cfg, &u->api);
   if (rc) {
     free_api_box(u->api_box);
@@ -210,15 +226,19 @@ int sl_up_start(uv_loop_t *loop, const sl_up_config_t *cfg, sl_broker_config_t *
   fprintf(stdout, "  kafka  127.0.0.1:%d   e.g. kcat -b 127.0.0.1:%d -C -t vehicles\n", kport, kport);
   fprintf(stdout, "  cql    127.0.0.1:%d   e.g. cqlsh 127.0.0.1 %d -e 'SELECT * FROM iot.vehicle_readings LIMIT 5'\n",
           cport, cport);
-  fprintf(stdout, "  http   %s   e.g. curl http://%s/api/v1/devices\n", http, http);
+  const char *scheme = cfg->api_tls_cert_file && cfg->api_tls_cert_file[0] ? "https" : "http";
+  bool tokens = (cfg->api_tokens && cfg->api_tokens[0]) || (cfg->api_tokens_file && cfg->api_tokens_file[0]);
+  fprintf(stdout, "  http   %s   e.g. curl%s%s %s://%s/api/v1/devices\n", http,
+          tokens ? " -H 'Authorization: Bearer $TOKEN'" : "", strcmp(scheme, "https") ? "" : " --cacert CERT", scheme,
+          http);
   char index[4200];
   struct stat sb;
   snprintf(index, sizeof index, "%s/index.html", u->api_box->cfg.web_dir);
   if (u->api_box->cfg.web_dir[0] && stat(index, &sb) == 0)
-    fprintf(stdout, "  dashboard  http://%s/\n", http);
+    fprintf(stdout, "  dashboard  %s://%s/\n", scheme, http);
   else
-    fprintf(stdout, "  dashboard  not built (npm ci && npm run build in web/); the API is at http://%s/api/v1\n",
-            http);
+    fprintf(stdout, "  dashboard  not built (npm ci && npm run build in web/); the API is at %s://%s/api/v1\n",
+            scheme, http);
   fprintf(stdout, "  pipelines: %s (topics vehicles, wearables, users_created, job_offers -> keyspaces iot, "
           "spark_streams, jobs)\n", cfg->pipelines);
 

@@ -21,6 +21,7 @@ typedef struct {
   char *demo_rate;
   int64_t demo_devices;
   int64_t status_ms;   /* live status line interval (0: none) */
+  char *api_tokens, *api_tokens_file, *api_tls_cert_file, *api_tls_key_file; /* handed to the API (api.*) */
 } sl_up_config_t;
 
 extern const sl_config_field_t sl_up_config_fields[];

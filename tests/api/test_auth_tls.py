@@ -389,3 +389,29 @@ def test_stop_does_not_wait_for_an_idle_keep_alive_client(tmp_path, store, data,
         assert time.monotonic() - started < 9, "the stop waited for h2o's keep-alive timeout"
     finally:
         s.close()
+
+
+def test_api_reads_a_store_that_requires_tls(tmp_path, certs):
+    """api.cql_tls.*: the API reaches a TLS-only store, verifying its certificate; without the CA it stays unready
+    and says why."""
+    from conftest import Proc
+    st = Proc(tmp_path / "tls-store", "store", ["--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"),
+                                                "--set", "store.tls_cert_file=" + certs["cert"],
+                                                "--set", "store.tls_key_file=" + certs["key"]])
+    st.start()
+    try:
+        a = start_api(tmp_path / "api-tls-cql", st, ["--set", "api.cql_tls.enabled=true",
+                                                     "--set", "api.cql_tls.ca_file=" + certs["cert"]])
+        status, _, body = a.http.get("/api/v1/tables")  # /ready (polled by start_api) needs the store; so does this
+        assert status == 200 and body["count"] == 0, body
+        a.stop()
+        # TLS on but no CA that signs the store's certificate: never ready, and the log says the handshake failed
+        b = Proc(tmp_path / "api-no-ca", "api", ["--listen", "127.0.0.1:0", "--cql", "%s:%d" % (st.host, st.port),
+                                                 "--set", "api.cql_tls.enabled=true"])
+        b.start()
+        b.http = Http("http://%s:%d" % (b.host, b.port))
+        poll(lambda: "certificate verify failed" in b.log_tail(400), 30, msg="the API explains the refused certificate")
+        assert b.http.get("/ready")[0] == 503
+        b.stop()
+    finally:
+        st.stop()

@@ -41,11 +41,11 @@ def dt_to_ms(dt):
 
 
 class Up:
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra=()):
         self.ready = os.path.join(str(workdir), "up.ready")
         self.proc = Proc(workdir, "up", ["up", "--data-dir", os.path.join(str(workdir), "data"), "--kafka-listen",
                                          "127.0.0.1:0", "--cql-listen", "127.0.0.1:0", "--http-listen",
-                                         "127.0.0.1:0", "--ready-file", self.ready], ready=self.ready)
+                                         "127.0.0.1:0", "--ready-file", self.ready] + list(extra), ready=self.ready)
 
     def start(self):
         self.proc.start()
@@ -224,3 +224,19 @@ def test_dead_letters_at_the_api(up):
                              "AND table_name='dead_letters'").one()
     assert ttl.default_time_to_live == 7 * 86400
     assert not UNBALANCED, UNBALANCED
+
+
+def test_up_hands_api_tokens_to_the_api(tmp_path):
+    """`sluice up --set up.api_tokens=...`: the embedded REST API requires the token; the banner shows how."""
+    u = Up(tmp_path, ["--set", "up.api_tokens=up-secret-1", "--set", "up.demo_profiles="]).start()
+    try:
+        assert http_get(u.http, "/api/v1/devices")[0] == 401
+        req = urllib.request.Request("http://%s/api/v1/devices" % u.http,
+                                     headers={"Authorization": "Bearer up-secret-1"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        assert http_get(u.http, "/health")[0] == 200
+        assert "Authorization: Bearer" in u.proc.text()
+    finally:
+        u.cluster.shutdown()
+        assert u.proc.stop(expect_rc=None) == 0
