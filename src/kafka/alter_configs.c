@@ -28,16 +28,7 @@ int sl_kafka_handle_alter_configs(sl_kafka_request_t *req) {
   sl_reader_t *r = &req->body;
   /* validate_only follows the resources: read it first */
   size_t start = r->pos;
-  int32_t n = kafka_read_array_len(r, 1 + 2 + 4);
-  for (int32_t i = 0; i < n && !r->err; i++) {
-    (void)kafka_read_int8(r);
-    (void)kafka_read_string(r);
-    int32_t nc = kafka_read_array_len(r, 4);
-    for (int32_t c = 0; c < nc && !r->err; c++) {
-      (void)kafka_read_string(r);
-      (void)kafka_read_string(r);
-    }
-  }
+  int32_t n = sl_kafka_config_resources_skip(r, 2);
   bool validate_only = kafka_read_bool(r);
   if (r->err || n < 0) return -EBADMSG;
   r->pos = start;

@@ -159,13 +159,7 @@ int sl_kafka_handle_describe_configs(sl_kafka_request_t *req) {
   int16_t v = req->api_version;
   /* First pass: validate the whole request (and find include_synonyms, which follows the resources). */
   size_t start = r->pos;
-  int32_t n = kafka_read_array_len(r, 1 + 2 + 4);
-  for (int32_t i = 0; i < n && !r->err; i++) {
-    (void)kafka_read_int8(r);
-    (void)kafka_read_string(r);
-    int32_t nkeys = kafka_read_array_len(r, 2);
-    for (int32_t k = 0; k < nkeys && !r->err; k++) (void)kafka_read_string(r);
-  }
+  int32_t n = sl_kafka_config_resources_skip(r, 1);
   bool synonyms = v >= 1 && kafka_read_bool(r);
   if (r->err || n < 0) return -EBADMSG;
   r->pos = start;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kafka/broker_internal.h"
+#include "kafka/codec.h"
 #include "kafka/errors.h"
 
 static const struct {
@@ -81,4 +82,16 @@ bool sl_kafka_topic_config_alterable(const char *name) {
   for (size_t i = 0; i < sizeof alterable / sizeof alterable[0]; i++)
     if (strcmp(name, alterable[i].name) == 0) return true;
   return false;
+}
+
+int32_t sl_kafka_config_resources_skip(sl_reader_t *r, int strings_per_config) {
+  int32_t n = kafka_read_array_len(r, 1 + 2 + 4);
+  for (int32_t i = 0; i < n && !r->err; i++) {
+    (void)kafka_read_int8(r);
+    (void)kafka_read_string(r);
+    int32_t nc = kafka_read_array_len(r, 2 * strings_per_config);
+    for (int32_t c = 0; c < nc && !r->err; c++)
+      for (int k = 0; k < strings_per_config; k++) (void)kafka_read_string(r);
+  }
+  return n;
 }
