@@ -162,12 +162,53 @@ static void test_open_skips_holes_and_removes_leftovers(void **state) {
   sl_topics_close(t);
 }
 
+/* A topic's own settings and a grown partition count outlive a restart; a deleted topic leaves no settings behind
+ * for a new topic of that name. */
+static void test_overrides_and_added_partitions_reopen(void **state) {
+  const char *dir = *state;
+  sl_topics_t *t = open_topics(dir);
+  sl_topic_overrides_t o;
+  sl_topic_overrides_clear(&o);
+  o.retention_ms = 60000;
+  o.segment_bytes = 4096;
+  sl_topic_t *tp = NULL;
+  assert_int_equal(sl_topics_create_with(t, "tuned", 5, 1, &o, &tp), 0);
+  assert_int_equal(sl_topics_add_partitions(t, "tuned", 5, 3), 0);
+  assert_int_equal(sl_topics_add_partitions(t, "tuned", 5, 3), -EINVAL); /* not more than now */
+  assert_int_equal(sl_topics_add_partitions(t, "nope", 4, 3), -ENOENT);
+  assert_int_equal(tp->partition_count, 3);
+  sl_topics_close(t);
+
+  t = open_topics(dir);
+  tp = sl_topics_find(t, "tuned", 5);
+  assert_non_null(tp);
+  assert_int_equal(tp->partition_count, 3);
+  assert_int_equal(tp->overrides.retention_ms, 60000);
+  assert_int_equal(tp->overrides.segment_bytes, 4096);
+  assert_true(tp->overrides.retention_bytes == SL_TOPIC_UNSET);
+  sl_topic_overrides_clear(&o);
+  o.retention_bytes = 1;
+  assert_int_equal(sl_topics_set_overrides(t, tp, &o), 0); /* replaces the whole set */
+  sl_topics_close(t);
+
+  t = open_topics(dir);
+  tp = sl_topics_find(t, "tuned", 5);
+  assert_true(tp->overrides.retention_ms == SL_TOPIC_UNSET);
+  assert_int_equal(tp->overrides.retention_bytes, 1);
+  assert_int_equal(sl_topics_delete(t, "tuned", 5), 0);
+  assert_false(tl_exists(dir, "topics/tuned.config"));
+  assert_int_equal(sl_topics_create(t, "tuned", 5, 1, &tp), 0);
+  assert_true(tp->overrides.retention_bytes == SL_TOPIC_UNSET);
+  sl_topics_close(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_name_rules),
       cmocka_unit_test_setup_teardown(test_create_find_delete_reopen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deleted_partition_kept_alive_by_reference, setup, teardown),
       cmocka_unit_test_setup_teardown(test_open_skips_holes_and_removes_leftovers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_overrides_and_added_partitions_reopen, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
