@@ -50,6 +50,8 @@ const sl_config_field_t sl_stream_config_fields[] = {
       "pipelines declared in the --config file, as a top-level `pipelines:` list like examples/*.yaml"),
     F("stream.ready_file", SL_CONFIG_STRING, ready_file, "", 0, 0, "written once every pipeline has its partitions"),
     F("stream.batch_rows", SL_CONFIG_INT, batch_rows, "64", 1, 10000, "rows per CQL batch"),
+    F("stream.batch_max_bytes", SL_CONFIG_INT, batch_max_bytes, "40KiB", 1024, 16 << 20,
+      "a batch is sent once its values reach this size (Cassandra's batch_size_fail_threshold is 50 KiB)"),
     F("stream.max_inflight_rows", SL_CONFIG_INT, max_inflight_rows, "20000", 1, 10000000,
       "unacknowledged records before consumption pauses"),
     F("stream.commit_interval_ms", SL_CONFIG_INT, commit_interval_ms, "200", 1, 3600000, "offset commit interval"),
@@ -137,6 +139,7 @@ struct sl_stream {
   size_t setup_pl;
   batch_t *retry_head;
   uint64_t inflight, write_errors, committed_records;
+  uint64_t writes_sent; /* CQL write requests (batches or single rows), retries included */
   int64_t deadline_ms, last_status_ms;
   uint64_t last_written;
   int pending_destroys;
@@ -372,6 +375,7 @@ static void on_retry(uv_timer_t *t) {
 static void flush_batch(batch_t *b) {
   pipe_rt_t *pl = b->pl;
   const sl_pipeline_t *def = pl->def;
+  pl->s->writes_sent++;
   if (b->nrows == 1) {
     sl_cql_statement_t *st = sl_cql_statement_new_prepared(pl->insert);
     bind_row(def, st, b->vals, &b->text);
@@ -530,7 +534,9 @@ static void handle_message(pipe_rt_t *pl, rd_kafka_message_t *m) {
     sl_buf_put(&b->records, m->key, m->key_len);
     sl_buf_put(&b->records, m->payload, m->len);
     b->seqs[b->nrows++] = seq;
-    if (b->nrows == b->cap) flush_part(p);
+    /* text values plus 8 bytes per other value: close to the batch's size on the wire */
+    if (b->nrows == b->cap || b->text.len + b->nrows * pl->def->ncols * 8 >= (size_t)s->cfg->batch_max_bytes)
+      flush_part(p);
   } else if (rc == SL_MAP_FILTERED) {
     pl->filtered++;
     record_finished(pl, p, seq);
@@ -842,11 +848,11 @@ static void on_status(uv_timer_t *t) {
   double secs = (double)(now - s->last_status_ms) / 1000.0;
   SL_INFO("stream",
           "consumed %llu, written %llu (%.0f/s), dead-lettered %llu, filtered %llu, in flight %llu, lag %lld, "
-          "latency p50 %.2f ms p99 %.2f ms",
+          "latency p50 %.2f ms p99 %.2f ms, %llu write requests",
           (unsigned long long)st.consumed, (unsigned long long)st.written,
           secs > 0 ? (double)(st.written - s->last_written) / secs : 0.0, (unsigned long long)st.dead_lettered,
           (unsigned long long)st.filtered, (unsigned long long)st.inflight, (long long)st.lag, st.latency_p50_ms,
-          st.latency_p99_ms);
+          st.latency_p99_ms, (unsigned long long)s->writes_sent);
   s->last_status_ms = now;
   s->last_written = st.written;
 }

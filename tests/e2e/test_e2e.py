@@ -311,3 +311,19 @@ def test_pipeline_into_a_store_that_requires_tls(tmp_path, broker):
         plain.stop()
     finally:
         st.stop()
+
+
+def test_small_batch_byte_cap_keeps_every_row(tmp_path, broker, store, session):
+    """stream.batch_max_bytes closes batches by size (for Cassandra's batch size limits): with a 1 KiB cap the rows
+    go in many small batches and land exactly once."""
+    n = 2000
+    simulate(tmp_path, broker.bootstrap, "vehicles", n, devices=9)
+    sp = stream_proc(tmp_path, broker.bootstrap, store, [os.path.join(EXAMPLES, "vehicles.yaml")],
+                     sets={"stream.batch_max_bytes": "1KiB", "stream.batch_rows": 1000}).start()
+    wait_until(lambda: count_rows(session, "iot.vehicle_readings") == n, TIMEOUT, msg="all rows written")
+    assert stored_vehicles(session) == expected_vehicles(read_topic(broker.bootstrap, "vehicles", n))
+    sp.stop()
+    assert sp.last_counts()["written"] == n
+    # ~110 bytes a row: at most 10 rows a request under a 1 KiB cap (64 rows and more without it)
+    requests = int(re.findall(r"(\d+) write requests", sp.text())[-1])
+    assert requests >= n // 10, requests
