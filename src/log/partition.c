@@ -4,8 +4,13 @@
  *
  *   sl_partition_open()
  *     |  .clean_shutdown present?  yes: sl_segment_load_active() (trust files, validate indexes, walk the tail)
- *     |                            no:  sl_segment_rebuild() of the last two segments (CRC scan, ftruncate
- *     |                                 torn/corrupt tail, rebuild indexes, drop later segments after a gap)
+ *     |                            no:  sl_segment_rebuild() of every segment from the recovery point on (CRC scan,
+ *     |                                 ftruncate torn/corrupt tail, rebuild indexes, drop later segments after a
+ *     |                                 gap), then fdatasync of those segments
+ *
+ * The recovery point (.recovery_point, RECOVERY_POINT) is the base offset of the active segment when a sync last
+ * completed: every segment before it was synced whole. sl_partition_sync() rewrites it when it has moved, which is
+ * once per roll; without the file (or with a bad one) recovery scans every segment, as it must.
  *     v
  *   [ACTIVE segment] --sl_partition_append()--> [ACTIVE]   one pwrite per batch, index entries written through
  *     |
@@ -42,6 +47,8 @@
 /* If nobody syncs (acks=1 only), rolled segments' fds would pile up on to_sync; past this many the roll syncs them
  * itself (blocking, but only in that unusual configuration). */
 #define MAX_PENDING_SYNC_FDS 192
+#define RECOVERY_POINT ".recovery_point"
+#define RECOVERY_POINT_TMP ".recovery_point.tmp"
 
 struct sl_partition {
   atomic_int refs;
@@ -62,6 +69,8 @@ struct sl_partition {
 
   pthread_mutex_t mu; /* guards the fields below, shared with the flusher thread */
   int active_fd;
+  int64_t active_base;       /* base offset of the active segment */
+  int64_t recovery_point;    /* the base last written to RECOVERY_POINT (INT64_MIN: none) */
   int *to_sync;
   size_t n_sync, sync_cap;
   bool dir_dirty;
@@ -170,6 +179,34 @@ static void drop_segments_from(sl_partition_t *p, size_t from) {
   }
 }
 
+/* The recovery point on disk, or INT64_MIN when there is none or it cannot be read (then everything is scanned). */
+static int64_t read_recovery_point(int dirfd) {
+  int fd = openat(dirfd, RECOVERY_POINT, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return INT64_MIN;
+  char buf[32];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return INT64_MIN;
+  buf[n] = 0;
+  char *end;
+  errno = 0;
+  long long v = strtoll(buf, &end, 10);
+  return errno || end == buf || (*end && *end != '\n') || v < 0 ? INT64_MIN : (int64_t)v;
+}
+
+/* Off the loop (the flusher thread) after a successful sync; rare: the point moves once per roll. A lost or stale
+ * file only makes the next recovery scan more. */
+static int write_recovery_point(int dirfd, int64_t base) {
+  char buf[32];
+  int n = snprintf(buf, sizeof buf, "%" PRId64 "\n", base);
+  int fd = openat(dirfd, RECOVERY_POINT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -errno;
+  int rc = write(fd, buf, (size_t)n) == n && fdatasync(fd) == 0 ? 0 : -errno;
+  close(fd);
+  if (rc == 0 && renameat(dirfd, RECOVERY_POINT_TMP, dirfd, RECOVERY_POINT) < 0) rc = -errno;
+  return rc;
+}
+
 static int recover(sl_partition_t *p, bool clean) {
   sl_segment_t *last = active(p);
   uint32_t interval = p->cfg.index_interval_bytes;
@@ -183,9 +220,14 @@ static int recover(sl_partition_t *p, bool clean) {
             p->dir, last->base);
     return sl_segment_rebuild(p->dirfd, last, interval, true, true, p->dir, &truncated);
   }
-  /* Only segments written since the last sync can hold torn data; a roll queues the old segment for the next sync,
-   * so under a regular sync that is the last two. Older ones keep their (lazily validated) indexes. */
-  size_t first = p->nseg >= 2 ? p->nseg - 2 : 0;
+  /* Only segments from the recovery point on can hold torn data; older ones keep their (lazily validated) indexes.
+   * The point is a segment base: if retention removed that segment, every remaining one came later. */
+  int64_t rp = read_recovery_point(p->dirfd);
+  size_t first = 0;
+  while (rp != INT64_MIN && first + 1 < p->nseg && p->segs[first]->base < rp) first++;
+  if (rp != INT64_MIN && p->segs[first]->base != rp) first = 0;
+  SL_INFO("log", "partition %s: unclean shutdown, checking %zu segment(s) from offset %" PRId64, p->dir,
+          p->nseg - first, p->segs[first]->base);
   for (size_t k = first; k < p->nseg; k++) {
     sl_segment_t *s = p->segs[k];
     rc = sl_segment_rebuild(p->dirfd, s, interval, true, true, p->dir, &truncated);
@@ -198,6 +240,9 @@ static int recover(sl_partition_t *p, bool clean) {
       sl_segment_drop_index(s); /* an old segment: mapped again on demand */
     }
   }
+  /* What the crash left in the page cache but not on disk must be durable before a later recovery point says so. */
+  for (size_t k = first; k < p->nseg; k++)
+    if (p->segs[k]->log_fd >= 0 && fdatasync(p->segs[k]->log_fd) < 0) return -errno;
   return 0;
 }
 
@@ -262,6 +307,8 @@ int sl_partition_open(const char *dir, const sl_log_config_t *cfg, sl_partition_
   p->leo = active(p)->end_offset;
   p->background_sync_leo = p->leo; /* recovered data is on disk already */
   p->active_fd = active(p)->log_fd;
+  p->active_base = active(p)->base;
+  p->recovery_point = read_recovery_point(p->dirfd);
   free(bases);
   SL_DEBUG("log", "opened partition %s: %zu segment(s), log start %" PRId64 ", end %" PRId64, dir, p->nseg,
            p->segs[0]->base, p->leo);
@@ -371,6 +418,7 @@ static int roll(sl_partition_t *p) {
   pthread_mutex_lock(&p->mu);
   queue_sync_locked(p, fds, 3);
   p->active_fd = s->log_fd;
+  p->active_base = s->base;
   p->dir_dirty = true;
   pthread_mutex_unlock(&p->mu);
   p->segs[p->nseg++] = s;
@@ -627,6 +675,7 @@ bool sl_partition_claim_background_sync(sl_partition_t *p) {
 
 int sl_partition_sync(sl_partition_t *p) {
   pthread_mutex_lock(&p->mu);
+  int64_t base = p->active_base, written_point = p->recovery_point;
   int active_fd = dup(p->active_fd);
   int rc = active_fd < 0 ? -errno : 0;
   int *fds = p->to_sync;
@@ -656,6 +705,13 @@ int sl_partition_sync(sl_partition_t *p) {
   if (rc < 0) {
     pthread_mutex_lock(&p->mu); /* p->dir can be replaced by sl_partition_set_dir on the loop thread */
     SL_ERROR("log", "partition %s: sync failed: %s", p->dir, strerror(-rc));
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+  }
+  /* every segment before `base` is now on disk whole: recovery may start there */
+  if (base != written_point && write_recovery_point(p->dirfd, base) == 0) {
+    pthread_mutex_lock(&p->mu);
+    if (p->recovery_point == written_point) p->recovery_point = base;
     pthread_mutex_unlock(&p->mu);
   }
   return rc;

@@ -435,6 +435,42 @@ static void test_recovery_corrupt_byte(void **state) {
   for (int i = 0; i < leo; i++) assert_int_equal(bases[i], i);
 }
 
+/* Segments written since the last sync are checked after a crash, however many: the recovery point (the active
+ * segment's base at the last completed sync) says where checking starts. A corrupt batch three segments back,
+ * written after the sync, is found and the log cut there. */
+static void test_recovery_from_the_recovery_point(void **state) {
+  fx_t *f = *state;
+  f->cfg.segment_bytes = 300; /* about one batch per segment */
+  assert_int_equal(sl_partition_open(f->pdir, &f->cfg, &f->p), 0);
+  for (int i = 0; i < 3; i++) append(f, 1, 1000 + i, 100, NULL);
+  assert_int_equal(sl_partition_sync(f->p), 0); /* offsets 0..2 on disk; the point is the active segment's base */
+  assert_true(tl_exists(f->pdir, ".recovery_point"));
+  for (int i = 3; i < 9; i++) append(f, 1, 1000 + i, 100, NULL); /* six more, never synced */
+  int64_t leo = sl_partition_log_end_offset(f->p);
+  assert_int_equal(leo, 9);
+  sl_partition_release(f->p); /* no clean shutdown marker: a crash */
+  f->p = NULL;
+  /* the batch at offset 5 (its segment is four back from the end) gets a flipped byte */
+  char name[64];
+  snprintf(name, sizeof name, "%020lld.log", 5LL);
+  assert_true(tl_exists(f->pdir, name));
+  char *path = tl_path(f->pdir, name);
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  uint8_t c;
+  assert_int_equal(pread(fd, &c, 1, 70), 1);
+  c ^= 0x55;
+  assert_int_equal(pwrite(fd, &c, 1, 70), 1);
+  close(fd);
+  free(path);
+  assert_int_equal(sl_partition_open(f->pdir, &f->cfg, &f->p), 0);
+  assert_int_equal(sl_partition_log_end_offset(f->p), 5); /* cut at the corrupt batch; later segments dropped */
+  size_t n;
+  assert_int_equal(sl_partition_read(f->p, 0, 1 << 20, false, &f->out, &n), 0);
+  int64_t bases[16];
+  assert_int_equal(batch_bases(f->out.data, n, bases, 16), 5);
+}
+
 static void test_recovery_missing_indexes(void **state) {
   fx_t *f = *state;
   f->cfg.segment_bytes = 300;
@@ -520,6 +556,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_recovery_torn_tail, setup, teardown),
       cmocka_unit_test_setup_teardown(test_recovery_corrupt_byte, setup, teardown),
       cmocka_unit_test_setup_teardown(test_recovery_missing_indexes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_recovery_from_the_recovery_point, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scan_recent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mark_deleted_removes_dir, setup, teardown),
   };
