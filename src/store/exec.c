@@ -774,6 +774,116 @@ static void write_applied_row(sl_exec_t *x, const sl_table_t *t, bool applied, c
 
 static void write_applied(sl_exec_t *x, const sl_table_t *t, bool applied) { write_applied_row(x, t, applied, NULL); }
 
+/* A column named in IF conditions: regular, non-key (statics would need the partition's static row). */
+static const sl_column_t *condition_column(sl_exec_t *x, const sl_table_t *t, const cql_relation_t *r) {
+  if (r->token || r->tuple || r->ncolumns != 1)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "IF conditions name one column each"), NULL;
+  const sl_column_t *c = sl_table_column(t, r->columns[0]);
+  if (!c) return sl_exec_fail(x, CQL_ERR_INVALID, "Undefined column name %s", r->columns[0]), NULL;
+  if (c->kind <= SL_COL_CLUSTERING)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "PRIMARY KEY column '%s' cannot have IF conditions", c->name), NULL;
+  if (c->kind == SL_COL_STATIC)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "IF conditions on static columns are not supported yet (%s)", c->name),
+           NULL;
+  if (r->op == OP_CONTAINS || r->op == OP_CONTAINS_KEY)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "CONTAINS is not supported in IF conditions"), NULL;
+  if (sl_cql_type_is_collection(c->type) && r->op != OP_EQ && r->op != OP_NE && r->op != OP_IN)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "Collection column %s can only be compared with =, != or IN", c->name),
+           NULL;
+  return c;
+}
+
+/* One value of a condition compared with the column's current value (either may be null: Cassandra's rules are
+ * that = and != compare null as a value, and the ordering operators are false when either side is null). */
+static bool condition_value_holds(const sl_column_t *c, cql_op_t op, const sl_slice_t *cur, const cql_value_t *v) {
+  bool cur_null = !cur->ptr, v_null = v->kind != CQL_VALUE_SET;
+  if (cur_null || v_null) {
+    if (op == OP_EQ) return cur_null && v_null;
+    if (op == OP_NE) return cur_null != v_null;
+    return false;
+  }
+  int cmp = sl_cql_type_is_collection(c->type)
+                ? (cur->len == v->v.len && !memcmp(cur->ptr, v->v.ptr, cur->len) ? 0 : 1)
+                : sl_value_compare(c->type, cur->ptr, cur->len, v->v.ptr, v->v.len);
+  switch (op) {
+    case OP_EQ: return cmp == 0;
+    case OP_NE: return cmp != 0;
+    case OP_LT: return cmp < 0;
+    case OP_LE: return cmp <= 0;
+    case OP_GT: return cmp > 0;
+    case OP_GE: return cmp >= 0;
+    default: return false;
+  }
+}
+
+/* IF col op value [AND ...] of an UPDATE or DELETE against the row as it is (row NULL: there is none, so every
+ * column is null). Returns 1 when every condition holds, 0 when one does not, -1 on a bad condition. */
+static int conditions_hold(sl_exec_t *x, const sl_table_t *t, const sl_vec_t *conds, const sl_row_t *row) {
+  int holds = 1;
+  for (size_t i = 0; i < conds->n; i++) {
+    const cql_relation_t *r = conds->items[i];
+    const sl_column_t *c = condition_column(x, t, r);
+    if (!c) return -1;
+    sl_slice_t cur = row ? row->vals[c - t->cols] : (sl_slice_t){NULL, 0};
+    bool ok = false;
+    if (r->op == OP_IN) {
+      if (r->value->kind != TERM_TUPLE)
+        return sl_exec_fail(x, CQL_ERR_INVALID, "IN in an IF condition takes a list of values: col IN (a, b)");
+      for (size_t k = 0; k < r->value->nitems && !ok; k++) {
+        cql_value_t v;
+        if (sl_exec_term_value(x, r->value->items[k], c->type, &v) != 0) return -1;
+        ok = condition_value_holds(c, OP_EQ, &cur, &v);
+      }
+    } else {
+      cql_value_t v;
+      if (sl_exec_term_value(x, r->value, c->type, &v) != 0) return -1;
+      if (v.kind == CQL_VALUE_UNSET)
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Invalid unset value for column %s in an IF condition", c->name);
+      ok = condition_value_holds(c, r->op, &cur, &v);
+    }
+    if (!ok) holds = 0; /* keep going: every condition is still checked for errors, as Cassandra does */
+  }
+  return holds;
+}
+
+/* The answer to a conditional statement that did not apply: [applied] false and the current values of the
+ * columns its conditions name, in their order (null when there is no row), so drivers can show what was there. */
+static void write_not_applied(sl_exec_t *x, const sl_table_t *t, const sl_vec_t *conds, const sl_row_t *row) {
+  static sl_cql_type_t boolean = {.id = CQL_TYPE_BOOLEAN};
+  const sl_column_t **cols = sl_arena_alloc(x->a, (conds->n + 1) * sizeof *cols);
+  size_t n = 0;
+  for (size_t i = 0; i < conds->n; i++) {
+    const sl_column_t *c = sl_table_column(t, ((const cql_relation_t *)conds->items[i])->columns[0]);
+    bool seen = false;
+    for (size_t k = 0; k < n; k++) seen |= cols[k] == c;
+    if (!seen) cols[n++] = c;
+  }
+  sl_colspec_t *spec = sl_arena_alloc(x->a, (n + 1) * sizeof *spec);
+  spec[0] = (sl_colspec_t){t->keyspace, t->name, "[applied]", &boolean};
+  for (size_t i = 0; i < n; i++) spec[i + 1] = (sl_colspec_t){t->keyspace, t->name, cols[i]->name, cols[i]->type};
+  cql_write_int(x->out, CQL_RESULT_ROWS);
+  sl_exec_write_metadata(x->out, CQL_RFLAG_GLOBAL_TABLES_SPEC, spec, n + 1, NULL);
+  cql_write_int(x->out, 1);
+  uint8_t b = 0;
+  cql_write_bytes(x->out, &b, 1);
+  for (size_t i = 0; i < n; i++) {
+    const sl_slice_t *v = row ? &row->vals[cols[i] - t->cols] : NULL;
+    if (v && v->ptr) cql_write_bytes(x->out, v->ptr, v->len);
+    else cql_write_int(x->out, -1);
+  }
+}
+
+/* Evaluates a statement's IF conditions on the row at (pk, ck): 1 go ahead, 0 answered "not applied", -1 error.
+ * Runs on the executor thread, where requests are serial: nothing can change the row between check and write. */
+static int check_conditions(sl_exec_t *x, const sl_table_t *t, const cql_stmt_t *s, const sl_slice_t *pk,
+                            const sl_slice_t *ck) {
+  sl_row_t cur;
+  bool have = row_fetch(x, t, pk, t->nck ? ck : NULL, &cur);
+  int ok = conditions_hold(x, t, &s->conditions, have ? &cur : NULL);
+  if (ok == 0) write_not_applied(x, t, &s->conditions, have ? &cur : NULL);
+  return ok;
+}
+
 static int do_insert(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   sl_table_t *t = sl_exec_table(x, s->keyspace, s->table);
   if (!t) return -1;
@@ -974,7 +1084,10 @@ static int do_update(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
       return 0;
     }
   } else if (s->conditions.n) {
-    return sl_exec_fail(x, CQL_ERR_INVALID, "Conditional updates (IF col = x) are not supported yet");
+    if ((size_t)nck != t->nck)
+      return sl_exec_fail(x, CQL_ERR_INVALID, "Some clustering keys are missing: %s", t->cols[t->npk + (size_t)nck].name);
+    int ok = check_conditions(x, t, s, pk, ck);
+    if (ok <= 0) return ok;
   }
   sl_kv_batch_t *b = batch ? batch : sl_kv_batch_new();
   int rc = 0;
@@ -983,7 +1096,7 @@ static int do_update(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   if (rc == 0 && !batch) rc = sl_kv_batch_commit(x->e->kv, b);
   if (!batch) sl_kv_batch_free(b);
   if (rc != 0) return sl_exec_fail(x, CQL_ERR_SERVER, "storage write failed");
-  if (s->if_exists) write_applied(x, t, true);
+  if (s->if_exists || s->conditions.n) write_applied(x, t, true);
   else if (!batch) write_void(x);
   return 0;
 }
@@ -1072,7 +1185,12 @@ static int do_delete(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
     if (!batch) write_void(x);
     return 0;
   }
-  if (s->conditions.n) return sl_exec_fail(x, CQL_ERR_INVALID, "Conditional deletes are not supported yet");
+  if (s->conditions.n) {
+    if ((size_t)nck != t->nck)
+      return sl_exec_fail(x, CQL_ERR_INVALID, "Some clustering keys are missing: %s", t->cols[t->npk + (size_t)nck].name);
+    int ok = check_conditions(x, t, s, pk, ck);
+    if (ok <= 0) return ok;
+  }
   bool applied = true;
   if (s->if_exists) applied = row_exists(x, t, pk, nck ? ck : NULL);
   sl_kv_batch_t *b = batch ? batch : sl_kv_batch_new();
@@ -1127,6 +1245,7 @@ static int do_delete(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   if (!batch) sl_kv_batch_free(b);
   if (rc != 0) return -1;
   if (s->if_exists) write_applied(x, t, applied);
+  else if (s->conditions.n) write_applied(x, t, true);
   else if (!batch) write_void(x);
   return 0;
 }

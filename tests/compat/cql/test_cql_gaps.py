@@ -230,3 +230,46 @@ def test_overloaded_when_executor_queue_is_full(make_store):
         stream, op, body = read_frame(sock)
         assert (stream, op) == (200 + i, 0x08), error_of(body) if op == 0 else op
     sock.close()
+
+
+# ---- conditional UPDATE / DELETE (IF col op value) ----
+
+def test_conditional_update_and_delete(session):
+    from cassandra import InvalidRequest
+    session.execute(KS % "lwt")
+    session.execute("CREATE TABLE IF NOT EXISTS lwt.t (k int, c int, v int, s text, PRIMARY KEY (k, c))")
+    session.execute("INSERT INTO lwt.t (k, c, v, s) VALUES (1, 1, 10, 'on')")
+    r = session.execute("UPDATE lwt.t SET v = 11 WHERE k = 1 AND c = 1 IF v = 10")
+    assert r.was_applied and r.one()[0] is True
+    r = session.execute("UPDATE lwt.t SET v = 99 WHERE k = 1 AND c = 1 IF v = 10")  # no longer true
+    assert not r.was_applied
+    row = r.one()
+    assert list(row._fields) == ["applied", "v"] and row.v == 11  # the current value comes back
+    assert session.execute("SELECT v FROM lwt.t WHERE k = 1 AND c = 1").one().v == 11
+    # several conditions, ordering operators, IN, != and null as a value
+    assert session.execute("UPDATE lwt.t SET v = 12 WHERE k = 1 AND c = 1 IF v > 10 AND s = 'on'").was_applied
+    assert not session.execute("UPDATE lwt.t SET v = 13 WHERE k = 1 AND c = 1 IF v < 12").was_applied
+    assert session.execute("UPDATE lwt.t SET v = 13 WHERE k = 1 AND c = 1 IF v IN (1, 12)").was_applied
+    assert session.execute("UPDATE lwt.t SET s = null WHERE k = 1 AND c = 1 IF s != 'off'").was_applied
+    assert session.execute("UPDATE lwt.t SET v = 14 WHERE k = 1 AND c = 1 IF s = null").was_applied
+    assert not session.execute("UPDATE lwt.t SET v = 15 WHERE k = 1 AND c = 1 IF s > 'a'").was_applied  # null: false
+    # no row: every column is null
+    r = session.execute("UPDATE lwt.t SET v = 1 WHERE k = 2 AND c = 2 IF v = 1")
+    assert not r.was_applied and r.one().v is None
+    assert session.execute("SELECT * FROM lwt.t WHERE k = 2").one() is None
+    # prepared, with the condition's value bound
+    upd = session.prepare("UPDATE lwt.t SET v = ? WHERE k = ? AND c = ? IF v = ?")
+    assert not session.execute(upd, (20, 1, 1, 999)).was_applied
+    assert session.execute(upd, (20, 1, 1, 14)).was_applied
+    # conditional delete
+    assert not session.execute("DELETE FROM lwt.t WHERE k = 1 AND c = 1 IF v = 14").was_applied
+    assert session.execute("DELETE FROM lwt.t WHERE k = 1 AND c = 1 IF v = 20").was_applied
+    assert session.execute("SELECT * FROM lwt.t WHERE k = 1").one() is None
+    # refused: a condition on a key column, and without the whole primary key
+    for q in ("UPDATE lwt.t SET v = 1 WHERE k = 1 AND c = 1 IF c = 1",
+              "UPDATE lwt.t SET v = 1 WHERE k = 1 IF v = 1"):
+        try:
+            session.execute(q)
+            raise AssertionError("accepted: " + q)
+        except InvalidRequest:
+            pass
