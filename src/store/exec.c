@@ -496,6 +496,13 @@ static int table_options(sl_exec_t *x, sl_table_t *t, const sl_vec_t *options) {
   return 0;
 }
 
+/* A counter table: its non-key columns are all counters (create_table checks they are not mixed). */
+static bool is_counter_table(const sl_table_t *t) {
+  for (size_t i = 0; i < t->ncols; i++)
+    if (t->cols[i].kind > SL_COL_CLUSTERING && t->cols[i].type->id == CQL_TYPE_COUNTER) return true;
+  return false;
+}
+
 int sl_exec_build_table(sl_exec_t *x, const cql_stmt_t *s, const char *ks, sl_table_t **out) {
   *out = NULL;
   sl_table_t *t = calloc(1, sizeof *t);
@@ -554,6 +561,24 @@ int sl_exec_build_table(sl_exec_t *x, const cql_stmt_t *s, const char *ks, sl_ta
     }
     c->kind = i < npk ? SL_COL_PARTITION_KEY : SL_COL_CLUSTERING;
     c->position = (int)(i < npk ? i : i - npk);
+  }
+  size_t ncounters = 0, nothers = 0;
+  for (size_t i = 0; i < t->ncols; i++) {
+    const sl_column_t *c = &t->cols[i];
+    bool has_counter = c->type->id == CQL_TYPE_COUNTER;
+    for (size_t k = 0; k < c->type->nsub && !has_counter; k++) has_counter = c->type->sub[k]->id == CQL_TYPE_COUNTER;
+    if (has_counter && (c->kind <= SL_COL_CLUSTERING || c->type->id != CQL_TYPE_COUNTER)) {
+      sl_exec_fail(x, CQL_ERR_INVALID, c->kind <= SL_COL_CLUSTERING ? "counter type is not supported for PRIMARY KEY "
+                                                                      "column '%s'"
+                                                                    : "Counters are not allowed inside collections: %s",
+                   c->name);
+      goto bad;
+    }
+    if (c->kind > SL_COL_CLUSTERING) has_counter ? ncounters++ : nothers++;
+  }
+  if (ncounters && nothers) {
+    sl_exec_fail(x, CQL_ERR_INVALID, "Cannot mix counter and non counter columns in the same table");
+    goto bad;
   }
   for (size_t i = 0; i < t->ncols; i++) {
     if (t->cols[i].kind == SL_COL_STATIC && s->clustering_key.n == 0) {
@@ -657,6 +682,12 @@ static int alter_table(sl_exec_t *x, const cql_stmt_t *s) {
     sl_cql_type_t *type;
     if (sl_cql_type_parse(s->alter_type, strlen(s->alter_type), &type) != 0)
       return sl_exec_fail(x, CQL_ERR_SYNTAX, "Unknown type %s", s->alter_type);
+    bool regular_columns = false;
+    for (size_t i = 0; i < t->ncols; i++) regular_columns |= t->cols[i].kind > SL_COL_CLUSTERING;
+    if (regular_columns && (type->id == CQL_TYPE_COUNTER) != is_counter_table(t)) {
+      sl_cql_type_free(type);
+      return sl_exec_fail(x, CQL_ERR_INVALID, "Cannot mix counter and non counter columns in the same table");
+    }
     sl_column_t *c = add_column(t, s->alter_column);
     c->type = type;
     c->kind = SL_COL_REGULAR;
@@ -888,6 +919,8 @@ static int do_insert(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
   sl_table_t *t = sl_exec_table(x, s->keyspace, s->table);
   if (!t) return -1;
   if (t->is_virtual) return sl_exec_fail(x, CQL_ERR_UNAUTHORIZED, "%s keyspace is not user-modifiable", t->keyspace);
+  if (is_counter_table(t))
+    return sl_exec_fail(x, CQL_ERR_INVALID, "INSERT statements are not allowed on counter tables, use UPDATE instead");
   if (s->json) {
     cql_stmt_t *plain;
     if (sl_exec_json_insert(x, s, t, &plain) != 0) return -1;
@@ -1060,10 +1093,30 @@ static int do_update(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
         return -1;
       continue;
     }
+    if (c->type->id == CQL_TYPE_COUNTER) { /* c = c + n, c = c - n */
+      if (as->kind != ASSIGN_ADD && as->kind != ASSIGN_SUB)
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Cannot set the value of counter column %s (counters can only be "
+                                                "incremented/decremented, not set)", c->name);
+      cql_value_t v;
+      if (sl_exec_term_value(x, as->value, c->type, &v) != 0) return -1;
+      if (v.kind == CQL_VALUE_UNSET) continue;
+      if (v.kind == CQL_VALUE_NULL) return sl_exec_fail(x, CQL_ERR_INVALID, "Invalid null value for counter increment");
+      uint64_t delta = sl_load_be64(v.v.ptr);
+      if (as->kind == ASSIGN_SUB) delta = (uint64_t)0 - delta;
+      uint8_t *d = sl_arena_alloc(x->a, 8);
+      sl_store_be64(d, delta);
+      sl_cell_write_t *cw = sl_cellv_push(x->a, c->kind == SL_COL_STATIC ? &scv : &cv);
+      cw->col_id = c->id;
+      cw->v = d;
+      cw->len = 8;
+      cw->counter = true;
+      continue;
+    }
     if (as->kind != ASSIGN_SET) {
       if (sl_cql_type_is_collection(c->type))
         return sl_exec_fail(x, CQL_ERR_INVALID, "Invalid operation on frozen collection column %s", c->name);
-      return sl_exec_fail(x, CQL_ERR_INVALID, "Counter updates are not supported yet (%s)", c->name);
+      return sl_exec_fail(x, CQL_ERR_INVALID, "Invalid operation (%s = %s %c ...) for non counter column %s", c->name,
+                          c->name, as->kind == ASSIGN_ADD ? '+' : '-', c->name);
     }
     cql_value_t v;
     if (sl_exec_term_value(x, as->value, c->type, &v) != 0) return -1;
@@ -1078,6 +1131,12 @@ static int do_update(sl_exec_t *x, const cql_stmt_t *s, sl_kv_batch_t *batch) {
     return sl_exec_fail(x, CQL_ERR_INVALID, "Some clustering keys are missing: %s", t->cols[t->npk + (size_t)nck].name);
   write_opts_t w;
   if (write_options(x, s, t, &w) != 0) return -1;
+  if (is_counter_table(t)) {
+    if (s->ttl) return sl_exec_fail(x, CQL_ERR_INVALID, "Cannot provide custom TTL for counter updates");
+    if (s->if_exists || s->conditions.n)
+      return sl_exec_fail(x, CQL_ERR_INVALID, "Conditional updates are not supported on counter tables");
+    w.ttl = 0;
+  }
   if (s->if_exists) {
     if (!row_exists(x, t, pk, t->nck ? ck : NULL)) {
       write_applied(x, t, false);
@@ -1259,6 +1318,21 @@ static int do_use(sl_exec_t *x, const cql_stmt_t *s) {
   return 0;
 }
 
+/* One statement of a BATCH (type 0 logged, 1 unlogged, 2 counter) into the batch's write. Counter updates go only
+ * in COUNTER batches, and those take nothing else, as in Cassandra. */
+static int batch_statement(sl_exec_t *x, int type, const cql_stmt_t *s, sl_kv_batch_t *b) {
+  if (s->if_not_exists || s->if_exists || s->conditions.n)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "Conditional statements in batches are not supported yet");
+  const sl_table_t *t = sl_exec_table(x, s->keyspace, s->table);
+  if (!t) return -1;
+  bool counter = is_counter_table(t) && s->kind == STMT_UPDATE;
+  if (counter && type != 2)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "Counter mutations are only allowed in COUNTER batches");
+  if (!counter && type == 2)
+    return sl_exec_fail(x, CQL_ERR_INVALID, "Only counter mutations are allowed in COUNTER batches");
+  return s->kind == STMT_INSERT ? do_insert(x, s, b) : s->kind == STMT_UPDATE ? do_update(x, s, b) : do_delete(x, s, b);
+}
+
 static int run_statement(sl_exec_t *x, const cql_stmt_t *s) {
   switch (s->kind) {
     case STMT_SELECT: return sl_exec_select(x, s);
@@ -1292,13 +1366,7 @@ static int run_statement(sl_exec_t *x, const cql_stmt_t *s) {
       x->timestamp = ts; /* one timestamp for every statement without its own */
       int rc = 0;
       for (size_t i = 0; i < s->statements.n && rc == 0; i++) {
-        const cql_stmt_t *st = s->statements.items[i];
-        if (st->if_not_exists || st->if_exists || st->conditions.n) {
-          rc = sl_exec_fail(x, CQL_ERR_INVALID, "Conditional statements in batches are not supported yet");
-          break;
-        }
-        rc = st->kind == STMT_INSERT ? do_insert(x, st, b) : st->kind == STMT_UPDATE ? do_update(x, st, b)
-                                                                                   : do_delete(x, st, b);
+        rc = batch_statement(x, s->batch_type, s->statements.items[i], b);
       }
       x->timestamp = saved;
       if (rc == 0 && sl_kv_batch_commit(x->e->kv, b) != 0) rc = sl_exec_fail(x, CQL_ERR_SERVER, "storage write failed");
@@ -1566,12 +1634,7 @@ static int do_batch(sl_exec_t *x, sl_reader_t *r) {
   for (uint16_t i = 0; i < n && rc == 0; i++) {
     x->values = items[i].values;
     x->nvalues = items[i].nvalues;
-    const cql_stmt_t *s = items[i].s;
-    if (s->if_not_exists || s->if_exists || s->conditions.n) {
-      rc = sl_exec_fail(x, CQL_ERR_INVALID, "Conditional statements in batches are not supported yet");
-      break;
-    }
-    rc = s->kind == STMT_INSERT ? do_insert(x, s, b) : s->kind == STMT_UPDATE ? do_update(x, s, b) : do_delete(x, s, b);
+    rc = batch_statement(x, type, items[i].s, b);
   }
   if (rc == 0 && sl_kv_batch_commit(x->e->kv, b) != 0) rc = sl_exec_fail(x, CQL_ERR_SERVER, "storage write failed");
   sl_kv_batch_free(b);

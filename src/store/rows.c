@@ -9,7 +9,7 @@
 #include "cql/murmur3.h"
 #include "store/keycodec.h"
 
-enum { CELL_TOMBSTONE = 0x01, CELL_EXPIRING = 0x02 };
+enum { CELL_TOMBSTONE = 0x01, CELL_EXPIRING = 0x02, CELL_COUNTER = 0x04 };
 
 int64_t sl_rows_token(const sl_table_t *t, const sl_slice_t *pk) {
   if (t->npk == 1) return sl_cql_murmur3_token(pk[0].ptr, pk[0].len);
@@ -175,6 +175,38 @@ static bool ent_wins(const packed_ent_t *a, const packed_ent_t *b) {
   return cell_wins(&ca, &cb);
 }
 
+/* Versions of a counter cell (inputs from `min` on at the entry of `best`): the deltas after the newest tombstone
+ * add up into one counter cell with the newest of their write times; with none, the winner (`best`) stays. */
+static void merge_counter(sl_buf_t *out, const packed_ent_t *cur, const bool *live, int min, int nin,
+                          const packed_ent_t *best) {
+  int64_t floor = INT64_MIN, sum = 0, newest = INT64_MIN;
+  for (int i = min; i < nin; i++) {
+    cell_t c;
+    if (live[i] && ent_cmp(&cur[i], best) == 0 && cell_parse(cur[i].p, cur[i].len, &c) && (c.flags & CELL_TOMBSTONE) &&
+        c.ts > floor)
+      floor = c.ts;
+  }
+  bool any = false;
+  for (int i = min; i < nin; i++) {
+    cell_t c;
+    if (!live[i] || ent_cmp(&cur[i], best) != 0 || !cell_parse(cur[i].p, cur[i].len, &c)) continue;
+    if (!(c.flags & CELL_COUNTER) || (c.flags & CELL_TOMBSTONE) || c.ts <= floor || c.len != 8) continue;
+    sum = (int64_t)((uint64_t)sum + sl_load_be64(c.v)); /* wraps as Cassandra's long arithmetic */
+    if (c.ts > newest) newest = c.ts;
+    any = true;
+  }
+  if (!any) {
+    packed_head(out, best->col, best->path, best->pathlen, best->has_path);
+    sl_buf_put_be32(out, best->len);
+    sl_buf_put(out, best->p, best->len);
+    return;
+  }
+  uint8_t v[8];
+  sl_store_be64(v, (uint64_t)sum);
+  cell_t c = {.flags = CELL_COUNTER, .ts = newest, .v = v, .len = 8};
+  packed_put_path(out, best->col, best->path, best->pathlen, best->has_path, &c);
+}
+
 /* Merges versions of a packed row (existing first, then operands in write order): per column the winning cell.
  * Inputs are each sorted by column, so this is an n-way merge; a malformed input is skipped. */
 static bool policy_merge(const uint8_t *key, size_t klen, const uint8_t *existing, size_t elen,
@@ -215,11 +247,20 @@ static bool policy_merge(const uint8_t *key, size_t klen, const uint8_t *existin
     if (min < 0) break;
     packed_ent_t best = cur[min];
     /* inputs are in write order: a later version must beat the best so far (same rule as single cells) */
-    for (int i = min + 1; i < nin; i++)
-      if (live[i] && ent_cmp(&cur[i], &best) == 0 && ent_wins(&cur[i], &best)) best = cur[i];
-    packed_head(out, best.col, best.path, best.pathlen, best.has_path);
-    sl_buf_put_be32(out, best.len);
-    sl_buf_put(out, best.p, best.len);
+    bool counter = false;
+    for (int i = min; i < nin; i++) {
+      if (!live[i] || ent_cmp(&cur[i], &best) != 0) continue;
+      cell_t c;
+      if (cell_parse(cur[i].p, cur[i].len, &c) && (c.flags & CELL_COUNTER)) counter = true;
+      if (i > min && ent_wins(&cur[i], &best)) best = cur[i];
+    }
+    if (counter) {
+      merge_counter(out, cur, live, min, nin, &best);
+    } else {
+      packed_head(out, best.col, best.path, best.pathlen, best.has_path);
+      sl_buf_put_be32(out, best.len);
+      sl_buf_put(out, best.p, best.len);
+    }
     packed_ent_t done = best;
     for (int i = 0; i < nin; i++)
       while (live[i] && ent_cmp(&cur[i], &done) == 0) live[i] = packed_next(&rs[i], &cur[i]);
@@ -353,6 +394,7 @@ int sl_rows_write(sl_kv_t *kv, sl_kv_batch_t *b, const sl_table_t *t, const sl_s
     } else {
       cc.v = w->v;
       cc.len = w->len;
+      if (w->counter) cc.flags |= CELL_COUNTER;
     }
     if (w->ts_minus_one) cc.ts = ts - 1;
     packed_put_path(&hval, w->col_id, w->path, w->pathlen, w->path != NULL, &cc);

@@ -29,8 +29,12 @@
  * carry their own timestamps and TTLs. A read returns the live elements serialized as the collection (null when
  * none).
  *
- * Cell value: flags u8 (0x01 tombstone, 0x02 expiring) | write time i64 µs | [ttl i32 | expiry i64 s] | bytes.
- * A tombstone's expiry slot holds its local deletion time (for the equal-timestamp tie-break). */
+ * Cell value: flags u8 (0x01 tombstone, 0x02 expiring, 0x04 counter) | write time i64 µs | [ttl i32 | expiry i64 s] |
+ * bytes. A tombstone's expiry slot holds its local deletion time (for the equal-timestamp tie-break).
+ *
+ * Counters: an increment is a counter cell holding its delta (8 bytes); versions of a counter cell add up instead
+ * of one winning (the merge keeps the newest write time), and the deltas at or before a tombstone of the cell are
+ * void. Incrementing a counter after deleting it is undefined, as in Cassandra. */
 #ifndef SL_STORE_ROWS_H
 #define SL_STORE_ROWS_H
 #include <stdbool.h>
@@ -71,6 +75,7 @@ typedef struct {
   const uint8_t *path; /* a collection element's path (NULL: the column's own cell, or its collection tombstone) */
   size_t pathlen;
   bool ts_minus_one;   /* written at ts - 1 (the collection tombstone of an overwrite) */
+  bool counter;        /* a counter increment: v is the 8-byte big-endian delta */
 } sl_cell_write_t;
 
 /* A non-frozen list, set or map: stored one cell per element. */

@@ -273,3 +273,62 @@ def test_conditional_update_and_delete(session):
             raise AssertionError("accepted: " + q)
         except InvalidRequest:
             pass
+
+
+# ---- counters ----
+
+def test_counters(session, make_store):
+    from cassandra import InvalidRequest
+    from cassandra.query import BatchStatement, BatchType
+    session.execute(KS % "cnt")
+    session.execute("CREATE TABLE IF NOT EXISTS cnt.page_views (page text, day date, views counter, clicks counter, "
+                    "PRIMARY KEY (page, day))")
+    for _ in range(5):
+        session.execute("UPDATE cnt.page_views SET views = views + 1 WHERE page = 'home' AND day = '2024-05-01'")
+    session.execute("UPDATE cnt.page_views SET views = views - 2, clicks = clicks + 7 WHERE page = 'home' "
+                    "AND day = '2024-05-01'")
+    inc = session.prepare("UPDATE cnt.page_views SET views = views + ? WHERE page = ? AND day = ?")
+    import datetime
+    for n in (10, 20, -5):
+        session.execute(inc, (n, "home", datetime.date(2024, 5, 1)))
+    row = session.execute("SELECT views, clicks FROM cnt.page_views WHERE page = 'home' AND day = '2024-05-01'").one()
+    assert (row.views, row.clicks) == (5 - 2 + 25, 7)
+    # a COUNTER batch; counters elsewhere are refused
+    b = BatchStatement(batch_type=BatchType.COUNTER)
+    b.add(inc, (100, "docs", datetime.date(2024, 5, 2)))
+    b.add(inc, (1, "docs", datetime.date(2024, 5, 2)))
+    session.execute(b)
+    assert session.execute("SELECT views FROM cnt.page_views WHERE page = 'docs'").one().views == 101
+    # deleting a counter removes every increment before it
+    session.execute("DELETE views FROM cnt.page_views WHERE page = 'home' AND day = '2024-05-01'")
+    row = session.execute("SELECT views, clicks FROM cnt.page_views WHERE page = 'home' AND day = '2024-05-01'").one()
+    assert (row.views, row.clicks) == (None, 7)
+    for bad in ("INSERT INTO cnt.page_views (page, day, views) VALUES ('x', '2024-05-01', 1)",
+                "UPDATE cnt.page_views SET views = 3 WHERE page = 'x' AND day = '2024-05-01'",
+                "UPDATE cnt.page_views USING TTL 10 SET views = views + 1 WHERE page = 'x' AND day = '2024-05-01'",
+                "CREATE TABLE cnt.mixed (k int PRIMARY KEY, c counter, v text)",
+                "BEGIN UNLOGGED BATCH UPDATE cnt.page_views SET views = views + 1 WHERE page = 'x' AND "
+                "day = '2024-05-01'; APPLY BATCH"):
+        try:
+            session.execute(bad)
+            raise AssertionError("accepted: " + bad)
+        except InvalidRequest:
+            pass
+    # many increments (merged by RocksDB, flushed and compacted) still add up, and survive a restart
+    st = make_store()
+    c = st.cluster()
+    s2 = c.connect()
+    s2.execute(KS % "cnt2")
+    s2.execute("CREATE TABLE cnt2.t (k int PRIMARY KEY, n counter)")
+    up = s2.prepare("UPDATE cnt2.t SET n = n + ? WHERE k = ?")
+    from cassandra.concurrent import execute_concurrent_with_args
+    execute_concurrent_with_args(s2, up, [(i % 7 + 1, i % 3) for i in range(3000)], concurrency=32)
+    expect = {k: sum(i % 7 + 1 for i in range(3000) if i % 3 == k) for k in range(3)}
+    assert {r.k: r.n for r in s2.execute("SELECT k, n FROM cnt2.t")} == expect
+    c.shutdown()
+    st.stop()
+    st.start()
+    c = st.cluster()
+    s2 = c.connect()
+    assert {r.k: r.n for r in s2.execute("SELECT k, n FROM cnt2.t")} == expect
+    c.shutdown()
