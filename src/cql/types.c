@@ -618,7 +618,23 @@ int sl_cql_parse_duration(const char *s, size_t len, int32_t *months, int32_t *d
     i++;
   }
   int64_t mo = 0, d = 0, ns = 0;
-  if (i < len && (s[i] == 'P' || s[i] == 'p')) { /* ISO 8601: PnYnMnDTnHnMnS or PnW */
+  /* ISO 8601's alternative format, P0001-02-03T04:05:06 (years, months, days, hours, minutes, seconds) */
+  if (len - i == 20 && (s[i] == 'P' || s[i] == 'p') && s[i + 5] == '-' && s[i + 8] == '-' && s[i + 11] == 'T' &&
+      s[i + 14] == ':' && s[i + 17] == ':') {
+    static const int at[6] = {1, 6, 9, 12, 15, 18}, width[6] = {4, 2, 2, 2, 2, 2};
+    int64_t f[6];
+    for (int k = 0; k < 6; k++) {
+      f[k] = 0;
+      for (int j = 0; j < width[k]; j++) {
+        char c = s[i + (size_t)at[k] + (size_t)j];
+        if (!isdigit((unsigned char)c)) return -EINVAL;
+        f[k] = f[k] * 10 + (c - '0');
+      }
+    }
+    mo = f[0] * 12 + f[1];
+    d = f[2];
+    ns = ((f[3] * 60 + f[4]) * 60 + f[5]) * 1000000000LL;
+  } else if (i < len && (s[i] == 'P' || s[i] == 'p')) { /* ISO 8601: PnYnMnDTnHnMnS or PnW */
     i++;
     bool time = false, any = false;
     while (i < len) {

@@ -158,6 +158,11 @@ static int plan_selection(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t
       if (c->kind <= SL_COL_CLUSTERING)
         return sl_exec_fail(x, CQL_ERR_INVALID, "Cannot use selection function %s on PRIMARY KEY part %s", q->name,
                             c->name);
+      if (sl_rows_is_multicell(c->type)) /* Cassandra 4: one time per element, so no single answer */
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Cannot use selection function %s on non-frozen collection %s",
+                            q->name, c->name);
+      if (c->type->id == CQL_TYPE_COUNTER)
+        return sl_exec_fail(x, CQL_ERR_INVALID, "Cannot use selection function %s on counters", q->name);
       se->kind = q->name[0] == 'w' ? SEL_K_WRITETIME : SEL_K_TTL;
       se->col = (int)(c - t->cols);
       snprintf(namebuf, sizeof namebuf, "%s(%s)", q->name, c->name);

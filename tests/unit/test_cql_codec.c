@@ -258,6 +258,12 @@ static void test_duration(void **state) {
   assert_true(d == 15 && ns == 7000);
   assert_int_not_equal(sl_cql_parse_duration("1q", 2, &mo, &d, &ns), 0);
   assert_int_not_equal(sl_cql_parse_duration("P", 1, &mo, &d, &ns), 0);
+  /* ISO 8601's alternative format */
+  assert_int_equal(sl_cql_parse_duration("P0001-02-03T04:05:06", 20, &mo, &d, &ns), 0);
+  assert_true(mo == 14 && d == 3 && ns == ((4 * 60 + 5) * 60 + 6) * 1000000000LL);
+  assert_int_equal(sl_cql_parse_duration("-P0000-00-01T00:00:00", 21, &mo, &d, &ns), 0);
+  assert_true(mo == 0 && d == -1 && ns == 0);
+  assert_int_not_equal(sl_cql_parse_duration("P0001-02-03T04:05:6x", 20, &mo, &d, &ns), 0);
   assert_int_not_equal(sl_cql_parse_duration("99999999999999999999h", 21, &mo, &d, &ns), 0);
 }
 

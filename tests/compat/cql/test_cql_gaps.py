@@ -332,3 +332,17 @@ def test_counters(session, make_store):
     s2 = c.connect()
     assert {r.k: r.n for r in s2.execute("SELECT k, n FROM cnt2.t")} == expect
     c.shutdown()
+
+
+def test_writetime_and_ttl_refused_where_cassandra_refuses_them(session):
+    from cassandra import InvalidRequest
+    session.execute(KS % "wtr")
+    session.execute("CREATE TABLE IF NOT EXISTS wtr.t (k int PRIMARY KEY, tags set<text>, f frozen<list<int>>, v int)")
+    session.execute("INSERT INTO wtr.t (k, tags, f, v) VALUES (1, {'a'}, [1, 2], 3)")
+    assert session.execute("SELECT writetime(f), ttl(v) FROM wtr.t WHERE k = 1").one()[0] > 0  # frozen: one cell
+    for q in ("SELECT writetime(tags) FROM wtr.t", "SELECT ttl(tags) FROM wtr.t"):
+        try:
+            session.execute(q)
+            raise AssertionError("accepted: " + q)
+        except InvalidRequest as e:
+            assert "non-frozen collection" in str(e)
