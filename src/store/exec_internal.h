@@ -112,6 +112,8 @@ bool sl_exec_row_fetch(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, 
 void sl_json_value(sl_buf_t *out, const sl_cql_type_t *t, const uint8_t *p, size_t len);
 void sl_json_column_name(sl_buf_t *out, const char *name);
 int sl_exec_json_insert(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t, cql_stmt_t **out);
+/* fromJson(arg): the JSON text arg evaluates to, as a value of type t (Cassandra's JSON forms). */
+int sl_exec_from_json(sl_exec_t *x, const cql_term_t *arg, const sl_cql_type_t *t, cql_value_t *out);
 
 /* A growable array of cell writes (arena). */
 typedef struct {

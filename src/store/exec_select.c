@@ -13,7 +13,10 @@
 #include "store/keycodec.h"
 #include "store/rows.h"
 
-enum { SEL_K_COL, SEL_K_WRITETIME, SEL_K_TTL, SEL_K_COUNT, SEL_K_TOKEN, SEL_K_MIN, SEL_K_MAX, SEL_K_SUM, SEL_K_AVG };
+enum {
+  SEL_K_COL, SEL_K_WRITETIME, SEL_K_TTL, SEL_K_TOJSON, SEL_K_COUNT, SEL_K_TOKEN, SEL_K_MIN, SEL_K_MAX, SEL_K_SUM,
+  SEL_K_AVG
+};
 
 static bool is_aggregate(int kind) { return kind == SEL_K_COUNT || kind >= SEL_K_MIN; }
 
@@ -168,6 +171,15 @@ static int plan_selection(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t
       snprintf(namebuf, sizeof namebuf, "%s(%s)", q->name, c->name);
       cs->name = sl_arena_strndup(x->a, namebuf, strlen(namebuf));
       cs->type = se->kind == SEL_K_WRITETIME ? &t_bigint : &t_int;
+    } else if (q->kind == SEL_FUNC && !strcmp(q->name, "tojson") && q->nargs == 1 && q->args[0]->kind == SEL_COLUMN) {
+      static sl_cql_type_t t_text = {.id = CQL_TYPE_VARCHAR};
+      const sl_column_t *c = sl_table_column(t, q->args[0]->name);
+      if (!c) return sl_exec_fail(x, CQL_ERR_INVALID, "Undefined column name %s", q->args[0]->name);
+      se->kind = SEL_K_TOJSON;
+      se->col = (int)(c - t->cols);
+      snprintf(namebuf, sizeof namebuf, "system.tojson(%s)", c->name);
+      cs->name = sl_arena_strndup(x->a, namebuf, strlen(namebuf));
+      cs->type = &t_text;
     } else if (q->kind == SEL_FUNC && !strcmp(q->name, "token")) {
       if (q->nargs != t->npk) return sl_exec_fail(x, CQL_ERR_INVALID, "Invalid number of arguments for token()");
       size_t o = (size_t)snprintf(namebuf, sizeof namebuf, "system.token(");
@@ -693,6 +705,16 @@ static int on_row(void *arg, const sl_row_t *row) {
         if (row->ttl && row->ttl[s->col] > 0 && row->vals[s->col].ptr) o[i] = sl_val_int(c->x->a, row->ttl[s->col]);
         break;
       case SEL_K_TOKEN: o[i] = sl_val_bigint(c->x->a, sl_rows_token(c->t, row->vals)); break;
+      case SEL_K_TOJSON: { /* the value in Cassandra's JSON form; a null column gives the text "null" */
+        sl_buf_t j;
+        sl_buf_init(&j);
+        const sl_slice_t *v = &row->vals[s->col];
+        if (v->ptr) sl_json_value(&j, c->t->cols[s->col].type, v->ptr, v->len);
+        else sl_buf_put(&j, "null", 4);
+        o[i] = (sl_slice_t){sl_arena_memdup(c->x->a, j.data, j.len), j.len};
+        sl_buf_free(&j);
+        break;
+      }
       default: break;
     }
   }

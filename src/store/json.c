@@ -603,3 +603,23 @@ int sl_exec_json_insert(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t, 
   *out = n;
   return 0;
 }
+
+int sl_exec_from_json(sl_exec_t *x, const cql_term_t *arg, const sl_cql_type_t *t, cql_value_t *out) {
+  static sl_cql_type_t text = {.id = CQL_TYPE_VARCHAR};
+  cql_value_t jv;
+  if (sl_exec_term_value(x, arg, &text, &jv) != 0) return -1;
+  if (jv.kind != CQL_VALUE_SET) {
+    *out = jv; /* fromJson(null) is null */
+    return 0;
+  }
+  jp_t j = {.a = x->a, .p = (const char *)jv.v.ptr, .end = (const char *)jv.v.ptr + jv.v.len};
+  jval_t *root = jparse(&j, 0);
+  if (root) {
+    jws(&j);
+    if (j.p != j.end) j.err = "trailing characters";
+  }
+  if (!root || j.err) return sl_exec_fail(x, CQL_ERR_INVALID, "Could not decode JSON string: %s", j.err ? j.err : "?");
+  cql_term_t *term = to_term(x, root, t, "fromJson()");
+  if (!term) return -1;
+  return sl_exec_term_value(x, term, t, out);
+}

@@ -316,6 +316,10 @@ static int sort_bound_collection(sl_exec_t *x, const sl_cql_type_t *t, cql_value
 static int func_value(sl_exec_t *x, const cql_term_t *term, const sl_cql_type_t *t, cql_value_t *out) {
   const char *f = term->func;
   uint8_t u[16];
+  if (!strcmp(f, "fromjson")) {
+    if (term->nitems != 1) return sl_exec_fail(x, CQL_ERR_INVALID, "fromJson() takes one argument");
+    return sl_exec_from_json(x, term->items[0], t, out);
+  }
   if (!strcmp(f, "now") || !strcmp(f, "currenttimeuuid")) {
     make_timeuuid(x->e, sl_exec_now_micros(x->e), u);
     if (t->id != CQL_TYPE_TIMEUUID && t->id != CQL_TYPE_UUID)

@@ -346,3 +346,28 @@ def test_writetime_and_ttl_refused_where_cassandra_refuses_them(session):
             raise AssertionError("accepted: " + q)
         except InvalidRequest as e:
             assert "non-frozen collection" in str(e)
+
+
+def test_tojson_and_fromjson(session):
+    import json
+    session.execute(KS % "fj")
+    session.execute("CREATE TABLE IF NOT EXISTS fj.t (k int PRIMARY KEY, tags set<text>, m map<text, int>, "
+                    "ts timestamp, v double, name text)")
+    session.execute("INSERT INTO fj.t (k, tags, m, ts, v, name) VALUES (1, fromJson('[\"b\", \"a\"]'), "
+                    "fromJson('{\"x\": 1, \"y\": 2}'), fromJson('\"2024-05-01 10:00:00.000Z\"'), "
+                    "fromJson('2.5'), fromJson('\"hi\"'))")
+    r = session.execute("SELECT tags, m, v, name FROM fj.t WHERE k = 1").one()
+    assert r.tags == {"a", "b"} and r.m == {"x": 1, "y": 2} and r.v == 2.5 and r.name == "hi"
+    session.execute("UPDATE fj.t SET v = fromJson('7') WHERE k = 1")
+    r = session.execute("SELECT toJson(tags), toJson(m), toJson(v), toJson(name), toJson(k) FROM fj.t WHERE k = 1").one()
+    assert json.loads(r[0]) == ["a", "b"] and json.loads(r[1]) == {"x": 1, "y": 2}
+    assert json.loads(r[2]) == 7.0 and json.loads(r[3]) == "hi" and json.loads(r[4]) == 1
+    assert list(r._fields)[0].startswith("system_tojson")  # the driver's name for system.tojson(tags)
+    session.execute("INSERT INTO fj.t (k) VALUES (2)")
+    assert session.execute("SELECT toJson(v) FROM fj.t WHERE k = 2").one()[0] == "null"
+    from cassandra import InvalidRequest
+    try:
+        session.execute("INSERT INTO fj.t (k, v) VALUES (3, fromJson('\"not a number\"'))")
+        raise AssertionError("accepted a string as a double")
+    except InvalidRequest:
+        pass
