@@ -553,6 +553,11 @@ static void spec(sl_exec_t *x, const cql_term_t *term, const sl_table_t *t, cons
     s->type = type;
     return;
   }
+  if (term->kind == TERM_FUNC && !strcmp(term->func, "fromjson")) { /* fromJson(?): the marker is the JSON text */
+    static sl_cql_type_t json_text = {.id = CQL_TYPE_VARCHAR};
+    for (size_t i = 0; i < term->nitems; i++) spec(x, term->items[i], t, name, &json_text);
+    return;
+  }
   /* markers nested in literals: collections take the element type */
   for (size_t i = 0; i < term->nitems; i++) {
     const sl_cql_type_t *et = type;

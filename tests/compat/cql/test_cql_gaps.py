@@ -363,6 +363,9 @@ def test_tojson_and_fromjson(session):
     assert json.loads(r[0]) == ["a", "b"] and json.loads(r[1]) == {"x": 1, "y": 2}
     assert json.loads(r[2]) == 7.0 and json.loads(r[3]) == "hi" and json.loads(r[4]) == 1
     assert list(r._fields)[0].startswith("system_tojson")  # the driver's name for system.tojson(tags)
+    ins = session.prepare("INSERT INTO fj.t (k, m) VALUES (?, fromJson(?))")  # the marker is the JSON text
+    session.execute(ins, (4, '{"z": 26}'))
+    assert session.execute("SELECT m FROM fj.t WHERE k = 4").one().m == {"z": 26}
     session.execute("INSERT INTO fj.t (k) VALUES (2)")
     assert session.execute("SELECT toJson(v) FROM fj.t WHERE k = 2").one()[0] == "null"
     from cassandra import InvalidRequest
