@@ -553,18 +553,28 @@ static cql_term_t *to_term(sl_exec_t *x, const jval_t *v, const sl_cql_type_t *t
   return NULL;
 }
 
-int sl_exec_json_insert(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t, cql_stmt_t **out) {
-  static sl_cql_type_t text = {.id = CQL_TYPE_VARCHAR};
-  cql_value_t jv;
-  if (sl_exec_term_value(x, s->json_value, &text, &jv) != 0) return -1;
-  if (jv.kind != CQL_VALUE_SET) return sl_exec_fail(x, CQL_ERR_INVALID, "Got null for INSERT JSON values");
-  jp_t j = {.a = x->a, .p = (const char *)jv.v.ptr, .end = (const char *)jv.v.ptr + jv.v.len};
+/* A whole JSON document (nothing after it but spaces), or NULL after failing the request with the reason. */
+static jval_t *parse_document(sl_exec_t *x, sl_slice_t text) {
+  jp_t j = {.a = x->a, .p = (const char *)text.ptr, .end = (const char *)text.ptr + text.len};
   jval_t *root = jparse(&j, 0);
   if (root) {
     jws(&j);
     if (j.p != j.end) j.err = "trailing characters";
   }
-  if (!root || j.err) return sl_exec_fail(x, CQL_ERR_INVALID, "Could not decode JSON string: %s", j.err ? j.err : "?");
+  if (!root || j.err) {
+    sl_exec_fail(x, CQL_ERR_INVALID, "Could not decode JSON string: %s", j.err ? j.err : "?");
+    return NULL;
+  }
+  return root;
+}
+
+int sl_exec_json_insert(sl_exec_t *x, const cql_stmt_t *s, const sl_table_t *t, cql_stmt_t **out) {
+  static sl_cql_type_t text = {.id = CQL_TYPE_VARCHAR};
+  cql_value_t jv;
+  if (sl_exec_term_value(x, s->json_value, &text, &jv) != 0) return -1;
+  if (jv.kind != CQL_VALUE_SET) return sl_exec_fail(x, CQL_ERR_INVALID, "Got null for INSERT JSON values");
+  jval_t *root = parse_document(x, jv.v);
+  if (!root) return -1;
   if (root->kind != J_OBJ) return sl_exec_fail(x, CQL_ERR_INVALID, "Could not decode JSON string as a map");
   cql_stmt_t *n = sl_arena_alloc(x->a, sizeof *n);
   *n = *s;
@@ -612,13 +622,8 @@ int sl_exec_from_json(sl_exec_t *x, const cql_term_t *arg, const sl_cql_type_t *
     *out = jv; /* fromJson(null) is null */
     return 0;
   }
-  jp_t j = {.a = x->a, .p = (const char *)jv.v.ptr, .end = (const char *)jv.v.ptr + jv.v.len};
-  jval_t *root = jparse(&j, 0);
-  if (root) {
-    jws(&j);
-    if (j.p != j.end) j.err = "trailing characters";
-  }
-  if (!root || j.err) return sl_exec_fail(x, CQL_ERR_INVALID, "Could not decode JSON string: %s", j.err ? j.err : "?");
+  jval_t *root = parse_document(x, jv.v);
+  if (!root) return -1;
   cql_term_t *term = to_term(x, root, t, "fromJson()");
   if (!term) return -1;
   return sl_exec_term_value(x, term, t, out);
