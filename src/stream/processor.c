@@ -52,6 +52,8 @@ const sl_config_field_t sl_stream_config_fields[] = {
     F("stream.batch_rows", SL_CONFIG_INT, batch_rows, "64", 1, 10000, "rows per CQL batch"),
     F("stream.batch_max_bytes", SL_CONFIG_INT, batch_max_bytes, "40KiB", 1024, 16 << 20,
       "a batch is sent once its values reach this size (Cassandra's batch_size_fail_threshold is 50 KiB)"),
+    F("stream.batch_by_table_partition", SL_CONFIG_BOOL, batch_by_table_partition, "false", 0, 0,
+      "one batch per table partition, as Cassandra prefers (default: per Kafka partition, fewer requests)"),
     F("stream.max_inflight_rows", SL_CONFIG_INT, max_inflight_rows, "20000", 1, 10000000,
       "unacknowledged records before consumption pauses"),
     F("stream.commit_interval_ms", SL_CONFIG_INT, commit_interval_ms, "200", 1, 3600000, "offset commit interval"),
@@ -239,7 +241,7 @@ static void on_commit_timer(uv_timer_t *t) {
 
 /* ------------------------------------------------------------------------------------------------ writes */
 static void flush_batch(batch_t *b);
-static batch_t *batch_of_row(const batch_t *b, size_t i);
+static batch_t *batch_of_rows(const batch_t *b, const size_t *rows, size_t n);
 
 static void batch_free(batch_t *b) {
   sl_buf_free(&b->text);
@@ -324,7 +326,7 @@ static void on_batch_done(const sl_cql_result_t *res, const sl_cql_error_t *err,
       /* one bad row fails its whole batch: write the rows one by one, so only the bad ones are dead-lettered */
       SL_WARN("stream", "pipeline %s: store rejected a batch of %zu rows (%s); writing them one by one",
               pl->def->name, b->nrows, err->message);
-      for (size_t i = 0; i < b->nrows; i++) flush_batch(batch_of_row(b, i));
+      for (size_t i = 0; i < b->nrows; i++) flush_batch(batch_of_rows(b, &i, 1));
       part_unref(b->part);
       batch_free(b);
       return;
@@ -416,32 +418,87 @@ static batch_t *batch_for(pipe_rt_t *pl, part_t *p) {
 }
 
 /* Row i of b as a batch of its own (its text values and record copied). */
-static batch_t *batch_of_row(const batch_t *b, size_t i) {
+/* Rows `rows[0..n)` of b as a batch of their own (their text values and records copied). */
+static batch_t *batch_of_rows(const batch_t *b, const size_t *rows, size_t n) {
   const sl_pipeline_t *def = b->pl->def;
-  batch_t *one = batch_new(b->pl, b->part, 1);
-  one->seqs[0] = b->seqs[i];
-  one->produced_ms[0] = b->produced_ms[i];
-  for (size_t c = 0; c < def->ncols; c++) {
-    sl_value_t v = b->vals[i * def->ncols + c];
-    if (v.set && def->cols[c].type == SL_COL_TEXT) {
-      size_t at = one->text.len;
-      sl_buf_put(&one->text, b->text.data + v.v.s.off, v.v.s.len);
-      v.v.s.off = at;
+  batch_t *sub = batch_new(b->pl, b->part, n);
+  for (size_t k = 0; k < n; k++) {
+    size_t i = rows[k];
+    sub->seqs[k] = b->seqs[i];
+    sub->produced_ms[k] = b->produced_ms[i];
+    for (size_t c = 0; c < def->ncols; c++) {
+      sl_value_t v = b->vals[i * def->ncols + c];
+      if (v.set && def->cols[c].type == SL_COL_TEXT) {
+        size_t at = sub->text.len;
+        sl_buf_put(&sub->text, b->text.data + v.v.s.off, v.v.s.len);
+        v.v.s.off = (uint32_t)at;
+      }
+      sub->vals[k * def->ncols + c] = v;
     }
-    one->vals[c] = v;
+    const struct record_span *r = &b->spans[i];
+    sub->spans[k] = (struct record_span){sub->records.len, r->keylen, r->valuelen};
+    sl_buf_put(&sub->records, b->records.data + r->at, (size_t)r->keylen + r->valuelen);
   }
-  const struct record_span *r = &b->spans[i];
-  one->spans[0] = (struct record_span){0, r->keylen, r->valuelen};
-  sl_buf_put(&one->records, b->records.data + r->at, (size_t)r->keylen + r->valuelen);
-  one->nrows = 1;
-  return one;
+  sub->nrows = n;
+  return sub;
+}
+
+/* Do rows i and j of b have the same table partition (equal partition key values)? */
+static bool same_table_partition(const batch_t *b, size_t i, size_t j) {
+  const sl_pipeline_t *def = b->pl->def;
+  for (size_t k = 0; k < def->npartition_key; k++) {
+    size_t c = def->partition_key[k];
+    const sl_value_t *x = &b->vals[i * def->ncols + c], *y = &b->vals[j * def->ncols + c];
+    if (x->set != y->set) return false;
+    if (!x->set) continue;
+    switch (def->cols[c].type) {
+      case SL_COL_TEXT:
+        if (x->v.s.len != y->v.s.len || memcmp(b->text.data + x->v.s.off, b->text.data + y->v.s.off, x->v.s.len))
+          return false;
+        break;
+      case SL_COL_DOUBLE:
+      case SL_COL_FLOAT:
+        if (x->v.d != y->v.d) return false;
+        break;
+      case SL_COL_BOOLEAN:
+        if (x->v.b != y->v.b) return false;
+        break;
+      case SL_COL_UUID:
+        if (memcmp(x->v.uuid, y->v.uuid, 16)) return false;
+        break;
+      default:
+        if (x->v.i != y->v.i) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+/* stream.batch_by = table_partition: one batch per table partition (what Cassandra expects of a batch), in the
+ * order their first rows came. */
+static void flush_by_table_partition(batch_t *b) {
+  size_t *group = malloc(b->nrows * sizeof *group);
+  bool *taken = calloc(b->nrows, sizeof *taken);
+  if (!group || !taken) abort();
+  for (size_t i = 0; i < b->nrows; i++) {
+    if (taken[i]) continue;
+    size_t n = 0;
+    for (size_t j = i; j < b->nrows; j++)
+      if (!taken[j] && (j == i || same_table_partition(b, i, j))) taken[j] = true, group[n++] = j;
+    flush_batch(batch_of_rows(b, group, n));
+  }
+  free(group);
+  free(taken);
+  part_unref(b->part);
+  batch_free(b);
 }
 
 static void flush_part(part_t *p) {
   batch_t *b = p->cur;
   if (!b) return;
   p->cur = NULL;
-  flush_batch(b);
+  if (b->pl->s->cfg->batch_by_table_partition && b->nrows > 1) flush_by_table_partition(b);
+  else flush_batch(b);
 }
 
 /* ------------------------------------------------------------------------------------------------ dead letters */

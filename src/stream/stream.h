@@ -24,6 +24,7 @@ typedef struct {
   char *ready_file;          /* written with "ready\n" once every pipeline has its table and its partitions */
   int64_t batch_rows;        /* rows per CQL batch */
   int64_t batch_max_bytes;   /* a batch is sent once its values reach this size (Cassandra refuses batches > 50 KiB) */
+  bool batch_by_table_partition; /* split each batch by the table's partition key (Cassandra's recommendation) */
   int64_t max_inflight_rows; /* consumption pauses above this many unacknowledged records */
   int64_t commit_interval_ms;
   int64_t status_interval_ms; /* status log line (0: none) */
