@@ -853,6 +853,7 @@ typedef struct {
 static void check_group_offsets(void *arg, sl_slice_t id) {
   expiry_t *x = arg;
   if (has_members(sl_group_find(x->gc, id))) return; /* an active group's offsets do not expire */
+  if (sl_offset_store_pending(x->gc->offsets, id)) return; /* a commit on its way is not old */
   int64_t newest = sl_offset_store_newest_commit_ms(x->gc->offsets, id);
   if (newest == INT64_MIN || x->now - newest < x->gc->offsets_retention_ms) return;
   if (x->n == x->cap) {
@@ -881,7 +882,8 @@ static void on_expiry_timer(uv_timer_t *t) {
     for (sl_group_t *g = gc->buckets[i], *next; g; g = next) {
       next = g->hash_next;
       sl_slice_t id = {(const uint8_t *)g->group_id, g->group_id_len};
-      if (!has_members(g) && !g->pending && sl_offset_store_newest_commit_ms(gc->offsets, id) == INT64_MIN)
+      if (!has_members(g) && !g->pending && sl_offset_store_newest_commit_ms(gc->offsets, id) == INT64_MIN &&
+          !sl_offset_store_pending(gc->offsets, id))
         group_forget(g);
     }
   }

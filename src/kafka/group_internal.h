@@ -60,6 +60,8 @@ const sl_offset_entry_t *sl_offset_store_get(const sl_offset_store_t *s, sl_slic
                                              int32_t partition);
 /* Forgets every committed offset of a group, durably (the same queue, fsync and callback as a commit). */
 void sl_offset_store_delete_group(sl_offset_store_t *s, sl_slice_t group, sl_offset_commit_cb cb, void *arg);
+/* Whether a commit or deletion of the group is queued or being written (not yet in the map). */
+bool sl_offset_store_pending(const sl_offset_store_t *s, sl_slice_t group);
 /* The wall-clock time of the group's newest commit (INT64_MIN: no committed offsets). */
 int64_t sl_offset_store_newest_commit_ms(const sl_offset_store_t *s, sl_slice_t group);
 /* Calls fn for every group with committed offsets (in no particular order; fn must not change the store). */

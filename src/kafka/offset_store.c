@@ -540,6 +540,21 @@ const sl_offset_entry_t *sl_offset_store_get(const sl_offset_store_t *s, sl_slic
   return found ? &og->entries[i] : NULL;
 }
 
+/* Is a frame of this group's queued or being written (payload: version u8 | group_len u16 | group ...)? */
+static bool ops_touch(const commit_op_t *o, sl_slice_t group) {
+  for (; o; o = o->next) {
+    const uint8_t *p = o->frame.data + FRAME_HEADER;
+    if (o->frame.len >= FRAME_HEADER + 3 + group.len && sl_load_be16(p + 1) == group.len &&
+        memcmp(p + 3, group.ptr, group.len) == 0)
+      return true;
+  }
+  return false;
+}
+
+bool sl_offset_store_pending(const sl_offset_store_t *s, sl_slice_t group) {
+  return ops_touch(s->job_ops, group) || ops_touch(s->queue_head, group);
+}
+
 int64_t sl_offset_store_newest_commit_ms(const sl_offset_store_t *s, sl_slice_t group) {
   const offset_group_t *og = group_lookup(s, group.ptr, group.len);
   int64_t newest = INT64_MIN;

@@ -417,7 +417,6 @@ static batch_t *batch_for(pipe_rt_t *pl, part_t *p) {
   return p->cur;
 }
 
-/* Row i of b as a batch of its own (its text values and record copied). */
 /* Rows `rows[0..n)` of b as a batch of their own (their text values and records copied). */
 static batch_t *batch_of_rows(const batch_t *b, const size_t *rows, size_t n) {
   const sl_pipeline_t *def = b->pl->def;
@@ -474,7 +473,7 @@ static bool same_table_partition(const batch_t *b, size_t i, size_t j) {
   return true;
 }
 
-/* stream.batch_by = table_partition: one batch per table partition (what Cassandra expects of a batch), in the
+/* stream.batch_by_table_partition: one batch per table partition (what Cassandra expects of a batch), in the
  * order their first rows came. */
 static void flush_by_table_partition(batch_t *b) {
   size_t *group = malloc(b->nrows * sizeof *group);

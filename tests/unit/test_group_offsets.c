@@ -259,11 +259,14 @@ static void test_delete_group(void **state) {
   sl_offset_store_delete_group(s, S("gone"), on_done, &d);
   sl_offset_store_delete_group(s, S("back"), on_done, &d);
   assert_non_null(sl_offset_store_get(s, S("gone"), S("t"), 0)); /* not before it is durable */
+  assert_true(sl_offset_store_pending(s, S("gone")) && sl_offset_store_pending(s, S("back")));
+  assert_false(sl_offset_store_pending(s, S("kept")) || sl_offset_store_pending(s, S("gon")));
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(d.calls, 2);
   assert_int_equal(d.status, 0);
   assert_null(sl_offset_store_get(s, S("gone"), S("t"), 0));
   assert_int_equal(sl_offset_store_newest_commit_ms(s, S("gone")), INT64_MIN);
+  assert_false(sl_offset_store_pending(s, S("gone")));
   commit1(f, s, "back", "t", 1, 8, NULL);
   close_store(f, s);
 
