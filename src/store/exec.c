@@ -783,24 +783,32 @@ static int check_key_value(sl_exec_t *x, const sl_column_t *c, const cql_value_t
 static bool row_exists(sl_exec_t *x, const sl_table_t *t, const sl_slice_t *pk, const sl_slice_t *ck);
 #define row_fetch sl_exec_row_fetch
 
-/* The LWT result: [applied], followed, when the condition failed on an existing row, by that row's columns (as
- * Cassandra does, so drivers can show what was there). */
-static void write_applied_row(sl_exec_t *x, const sl_table_t *t, bool applied, const sl_row_t *row) {
+/* [applied], then cols[0..n) with their values in row (null when row is NULL). */
+static void write_applied_cols(sl_exec_t *x, const sl_table_t *t, bool applied, const sl_column_t *const *cols,
+                               size_t n, const sl_row_t *row) {
   static sl_cql_type_t boolean = {.id = CQL_TYPE_BOOLEAN};
-  size_t n = row ? t->ncols + 1 : 1;
-  sl_colspec_t *spec = sl_arena_alloc(x->a, n * sizeof *spec);
+  sl_colspec_t *spec = sl_arena_alloc(x->a, (n + 1) * sizeof *spec);
   spec[0] = (sl_colspec_t){t->keyspace, t->name, "[applied]", &boolean};
-  for (size_t i = 1; i < n; i++) spec[i] = (sl_colspec_t){t->keyspace, t->name, t->cols[i - 1].name, t->cols[i - 1].type};
+  for (size_t i = 0; i < n; i++) spec[i + 1] = (sl_colspec_t){t->keyspace, t->name, cols[i]->name, cols[i]->type};
   cql_write_int(x->out, CQL_RESULT_ROWS);
-  sl_exec_write_metadata(x->out, CQL_RFLAG_GLOBAL_TABLES_SPEC, spec, n, NULL);
+  sl_exec_write_metadata(x->out, CQL_RFLAG_GLOBAL_TABLES_SPEC, spec, n + 1, NULL);
   cql_write_int(x->out, 1);
   uint8_t b = applied;
   cql_write_bytes(x->out, &b, 1);
-  for (size_t i = 1; i < n; i++) {
-    const sl_slice_t *v = &row->vals[i - 1];
-    if (v->ptr) cql_write_bytes(x->out, v->ptr, v->len);
+  for (size_t i = 0; i < n; i++) {
+    const sl_slice_t *v = row ? &row->vals[cols[i] - t->cols] : NULL;
+    if (v && v->ptr) cql_write_bytes(x->out, v->ptr, v->len);
     else cql_write_int(x->out, -1);
   }
+}
+
+/* The LWT result: [applied], followed, when the condition failed on an existing row, by that row's columns (as
+ * Cassandra does, so drivers can show what was there). */
+static void write_applied_row(sl_exec_t *x, const sl_table_t *t, bool applied, const sl_row_t *row) {
+  size_t n = row ? t->ncols : 0;
+  const sl_column_t **cols = sl_arena_alloc(x->a, (n + 1) * sizeof *cols);
+  for (size_t i = 0; i < n; i++) cols[i] = &t->cols[i];
+  write_applied_cols(x, t, applied, cols, n, row);
 }
 
 static void write_applied(sl_exec_t *x, const sl_table_t *t, bool applied) { write_applied_row(x, t, applied, NULL); }
@@ -880,7 +888,6 @@ static int conditions_hold(sl_exec_t *x, const sl_table_t *t, const sl_vec_t *co
 /* The answer to a conditional statement that did not apply: [applied] false and the current values of the
  * columns its conditions name, in their order (null when there is no row), so drivers can show what was there. */
 static void write_not_applied(sl_exec_t *x, const sl_table_t *t, const sl_vec_t *conds, const sl_row_t *row) {
-  static sl_cql_type_t boolean = {.id = CQL_TYPE_BOOLEAN};
   const sl_column_t **cols = sl_arena_alloc(x->a, (conds->n + 1) * sizeof *cols);
   size_t n = 0;
   for (size_t i = 0; i < conds->n; i++) {
@@ -889,19 +896,7 @@ static void write_not_applied(sl_exec_t *x, const sl_table_t *t, const sl_vec_t 
     for (size_t k = 0; k < n; k++) seen |= cols[k] == c;
     if (!seen) cols[n++] = c;
   }
-  sl_colspec_t *spec = sl_arena_alloc(x->a, (n + 1) * sizeof *spec);
-  spec[0] = (sl_colspec_t){t->keyspace, t->name, "[applied]", &boolean};
-  for (size_t i = 0; i < n; i++) spec[i + 1] = (sl_colspec_t){t->keyspace, t->name, cols[i]->name, cols[i]->type};
-  cql_write_int(x->out, CQL_RESULT_ROWS);
-  sl_exec_write_metadata(x->out, CQL_RFLAG_GLOBAL_TABLES_SPEC, spec, n + 1, NULL);
-  cql_write_int(x->out, 1);
-  uint8_t b = 0;
-  cql_write_bytes(x->out, &b, 1);
-  for (size_t i = 0; i < n; i++) {
-    const sl_slice_t *v = row ? &row->vals[cols[i] - t->cols] : NULL;
-    if (v && v->ptr) cql_write_bytes(x->out, v->ptr, v->len);
-    else cql_write_int(x->out, -1);
-  }
+  write_applied_cols(x, t, false, cols, n, row);
 }
 
 /* Evaluates a statement's IF conditions on the row at (pk, ck): 1 go ahead, 0 answered "not applied", -1 error.
