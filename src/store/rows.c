@@ -250,8 +250,7 @@ static bool policy_merge(const uint8_t *key, size_t klen, const uint8_t *existin
     bool counter = false;
     for (int i = min; i < nin; i++) {
       if (!live[i] || ent_cmp(&cur[i], &best) != 0) continue;
-      cell_t c;
-      if (cell_parse(cur[i].p, cur[i].len, &c) && (c.flags & CELL_COUNTER)) counter = true;
+      if (cur[i].len && (cur[i].p[0] & CELL_COUNTER)) counter = true; /* a cell starts with its flags */
       if (i > min && ent_wins(&cur[i], &best)) best = cur[i];
     }
     if (counter) {
