@@ -26,13 +26,9 @@ static void write_response(sl_buf_t *b, int16_t error, const char *msg, int8_t t
 int sl_kafka_handle_alter_configs(sl_kafka_request_t *req) {
   sl_broker_t *br = req->broker;
   sl_reader_t *r = &req->body;
-  /* validate_only follows the resources: read it first */
-  size_t start = r->pos;
-  int32_t n = sl_kafka_config_resources_skip(r, 2);
-  bool validate_only = kafka_read_bool(r);
-  if (r->err || n < 0) return -EBADMSG;
-  r->pos = start;
-  n = kafka_read_array_len(r, 1 + 2 + 4);
+  bool validate_only;
+  int32_t n = sl_kafka_config_resources_begin(r, 2, true, &validate_only);
+  if (n < 0) return -EBADMSG;
 
   sl_buf_t *b = &req->resp;
   kafka_write_int32(b, 0); /* throttle_time_ms */

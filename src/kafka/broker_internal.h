@@ -46,9 +46,10 @@ void sl_fetch_drain(sl_broker_t *b);
 /* One topic config from a request applied to o (value.ptr NULL: back to the broker-wide value). Returns KAFKA_NONE
  * or KAFKA_INVALID_CONFIG with a message (topic_configs.c). */
 int16_t sl_kafka_topic_config_set(sl_topic_overrides_t *o, sl_slice_t name, sl_slice_t value, char *msg, size_t cap);
-/* Reads past DescribeConfigs' / AlterConfigs' resources array (each config is 1 or 2 strings) and returns its
- * length; r->err on malformed input. */
-int32_t sl_kafka_config_resources_skip(sl_reader_t *r, int strings_per_config);
+/* DescribeConfigs' and AlterConfigs' resources array (each config 1 or 2 strings) is followed by a flag
+ * (include_synonyms, validate_only): validates the whole array, reads the flag when the version has it, and leaves r
+ * at the first resource. Returns the resource count, or -1 on malformed input. */
+int32_t sl_kafka_config_resources_begin(sl_reader_t *r, int strings_per_config, bool trailing_flag, bool *flag);
 /* Whether a topic config name is one of a topic's own settings (AlterConfigs may change it). */
 bool sl_kafka_topic_config_alterable(const char *name);
 /* The topic's own value of an alterable config, if it has one. */

@@ -157,13 +157,9 @@ int sl_kafka_handle_describe_configs(sl_kafka_request_t *req) {
   sl_reader_t *r = &req->body;
   sl_broker_t *br = req->broker;
   int16_t v = req->api_version;
-  /* First pass: validate the whole request (and find include_synonyms, which follows the resources). */
-  size_t start = r->pos;
-  int32_t n = sl_kafka_config_resources_skip(r, 1);
-  bool synonyms = v >= 1 && kafka_read_bool(r);
-  if (r->err || n < 0) return -EBADMSG;
-  r->pos = start;
-  n = kafka_read_array_len(r, 1 + 2 + 4);
+  bool synonyms;
+  int32_t n = sl_kafka_config_resources_begin(r, 1, v >= 1, &synonyms);
+  if (n < 0) return -EBADMSG;
 
   sl_buf_t *b = &req->resp;
   kafka_write_int32(b, 0); /* throttle_time_ms */

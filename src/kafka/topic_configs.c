@@ -84,7 +84,8 @@ bool sl_kafka_topic_config_alterable(const char *name) {
   return false;
 }
 
-int32_t sl_kafka_config_resources_skip(sl_reader_t *r, int strings_per_config) {
+int32_t sl_kafka_config_resources_begin(sl_reader_t *r, int strings_per_config, bool trailing_flag, bool *flag) {
+  size_t start = r->pos;
   int32_t n = kafka_read_array_len(r, 1 + 2 + 4);
   for (int32_t i = 0; i < n && !r->err; i++) {
     (void)kafka_read_int8(r);
@@ -93,5 +94,8 @@ int32_t sl_kafka_config_resources_skip(sl_reader_t *r, int strings_per_config) {
     for (int32_t c = 0; c < nc && !r->err; c++)
       for (int k = 0; k < strings_per_config; k++) (void)kafka_read_string(r);
   }
-  return n;
+  *flag = trailing_flag && kafka_read_bool(r);
+  if (r->err || n < 0) return -1;
+  r->pos = start;
+  return kafka_read_array_len(r, 1 + 2 + 4); /* the resources are read again from here */
 }
