@@ -180,6 +180,26 @@ static void load_overrides(const sl_topics_t *t, const char *topic, sl_topic_ove
 }
 
 /* Opens partitions 0..count-1 of a topic whose directories exist (or are created by sl_partition_open). */
+/* Opens (creating) partitions partition_count..count-1 of tp, in index order, so a crash leaves the contiguous
+ * 0..k-1 that recovery accepts; a partition that fails to open leaves no directory behind when creating. */
+static int open_partitions(sl_topics_t *t, sl_topic_t *tp, int32_t count, bool creating) {
+  sl_log_config_t cfg = effective_config(t, &tp->overrides);
+  for (int32_t i = tp->partition_count; i < count; i++) {
+    char leaf[MAX_TOPIC_NAME + 16];
+    snprintf(leaf, sizeof leaf, "%s-%d", tp->name, (int)i);
+    char *dir = path_join(t->dir, leaf);
+    if (!dir) return -ENOMEM;
+    int rc = sl_partition_open(dir, &cfg, &tp->partitions[i]);
+    free(dir);
+    if (rc < 0) {
+      if (creating) sl_log_rmtree(t->dirfd, leaf);
+      return rc;
+    }
+    tp->partition_count = i + 1;
+  }
+  return 0;
+}
+
 static int topic_open(sl_topics_t *t, const char *name, size_t len, int32_t count, bool creating,
                       const sl_topic_overrides_t *overrides, sl_topic_t **out) {
   sl_topic_t *tp = calloc(1, sizeof *tp);
@@ -187,29 +207,13 @@ static int topic_open(sl_topics_t *t, const char *name, size_t len, int32_t coun
   int rc = 0;
   if (overrides) tp->overrides = *overrides;
   else sl_topic_overrides_clear(&tp->overrides);
-  sl_log_config_t cfg = effective_config(t, &tp->overrides);
   tp->name = strndup(name, len);
   tp->partitions = calloc((size_t)count, sizeof *tp->partitions);
   if (!tp->name || !tp->partitions) {
     rc = -ENOMEM;
     goto fail;
   }
-  for (int32_t i = 0; i < count; i++) {
-    char leaf[MAX_TOPIC_NAME + 16];
-    snprintf(leaf, sizeof leaf, "%s-%d", tp->name, (int)i);
-    char *dir = path_join(t->dir, leaf);
-    if (!dir) {
-      rc = -ENOMEM;
-      goto fail;
-    }
-    rc = sl_partition_open(dir, &cfg, &tp->partitions[i]);
-    free(dir);
-    if (rc < 0) {
-      if (creating) sl_log_rmtree(t->dirfd, leaf); /* leave no half-created topic behind */
-      goto fail;
-    }
-    tp->partition_count = i + 1;
-  }
+  if ((rc = open_partitions(t, tp, count, creating)) < 0) goto fail; /* no half-created topic left behind */
   *out = tp;
   return 0;
 fail:
@@ -434,6 +438,7 @@ int sl_topics_create_with(sl_topics_t *t, const char *name, size_t len, int32_t 
 
 int sl_topics_set_overrides(sl_topics_t *t, sl_topic_t *tp, const sl_topic_overrides_t *overrides) {
   int rc = save_overrides(t, tp->name, overrides);
+  if (rc == 0) rc = sl_log_fsync_dir(t->dirfd); /* the rename too, before the change is acknowledged */
   if (rc < 0) return rc;
   tp->overrides = *overrides;
   sl_log_config_t cfg = effective_config(t, &tp->overrides);
@@ -448,25 +453,7 @@ int sl_topics_add_partitions(sl_topics_t *t, const char *name, size_t len, int32
   sl_partition_t **grown = realloc(tp->partitions, (size_t)total * sizeof *grown);
   if (!grown) return -ENOMEM;
   tp->partitions = grown;
-  int rc = 0;
-  /* in index order, so a crash leaves the contiguous 0..k-1 that recovery accepts */
-  for (int32_t i = tp->partition_count; i < total; i++) {
-    char leaf[MAX_TOPIC_NAME + 16];
-    snprintf(leaf, sizeof leaf, "%s-%d", tp->name, (int)i);
-    char *dir = path_join(t->dir, leaf);
-    if (!dir) {
-      rc = -ENOMEM;
-      break;
-    }
-    sl_log_config_t cfg = effective_config(t, &tp->overrides);
-    rc = sl_partition_open(dir, &cfg, &tp->partitions[i]);
-    free(dir);
-    if (rc < 0) {
-      sl_log_rmtree(t->dirfd, leaf);
-      break;
-    }
-    tp->partition_count = i + 1;
-  }
+  int rc = open_partitions(t, tp, total, true);
   int sync = sl_log_fsync_dir(t->dirfd);
   if (rc == 0) rc = sync;
   SL_INFO("log", "topic %s now has %d partition(s)", tp->name, (int)tp->partition_count);
