@@ -245,10 +245,7 @@ static int64_t cell_timestamp(const sl_cql_result_t *res, size_t row, const char
   for (size_t c = 0; c < sl_cql_result_column_count(res); c++) {
     if (strcmp(sl_cql_result_column_name(res, c), col) != 0) continue;
     sl_slice_t v = sl_cql_result_cell(res, row, c);
-    if (!v.ptr || v.len != 8) return INT64_MIN;
-    uint64_t x = 0;
-    for (int i = 0; i < 8; i++) x = x << 8 | v.ptr[i];
-    return (int64_t)x;
+    return v.ptr && v.len == 8 ? (int64_t)sl_load_be64(v.ptr) : INT64_MIN;
   }
   return INT64_MIN;
 }
